@@ -1,0 +1,189 @@
+"""The contract every appliance backend implements.
+
+A backend drives ONE configured cluster of one vendor. multilb hands it the
+desired state of one whole load balancer at a time (a *graph*, see below) and
+expects the cluster to match it; the backend never reports statuses to
+Octavia itself.
+
+Who calls what:
+
+* the API process (octavia-api) only reads class attributes and calls the
+  classmethods (:meth:`get_config_options`, :meth:`check_config`,
+  :meth:`check_supported`); it never builds an instance, never does I/O;
+* the provider agent builds one instance per cluster it owns, calls
+  :meth:`start`, then the apply/delete/observe methods from that cluster's
+  worker threads (several at once, for different load balancers; never two
+  at once for the same load balancer), and :meth:`stop` when it gives the
+  cluster up.
+
+The graph is a plain dict in octavia-lib's ``to_dict`` shape, normalised by
+:mod:`multilb.graph`::
+
+    {'loadbalancer_id', 'project_id', 'name', 'admin_state_up',
+     'vip_address', 'vip_port_id', ..., 'flavor': {...},
+     'listeners': [{'listener_id', 'protocol', 'protocol_port',
+                    'default_pool_id', 'admin_state_up', ...,
+                    'default_tls_container_data': {...} or None,
+                    'l7policies': [{'l7policy_id', 'action', 'position',
+                                    'redirect_pool_id', ...,
+                                    'rules': [{'l7rule_id', ...}]}]}],
+     'pools': [{'pool_id', 'protocol', 'lb_algorithm', ...,
+                'members': [{'member_id', 'address', 'protocol_port', ...}],
+                'healthmonitor': {...} or None}]}
+
+Objects being deleted are already removed from it. TLS private keys in it
+must stay in memory: never log, persist or send them anywhere but the
+appliance.
+"""
+
+from __future__ import annotations
+
+import abc
+import typing
+
+from octavia_lib.common import constants as lib_consts
+
+from backends import exceptions
+from backends import types
+
+ALL_LISTENER_PROTOCOLS = frozenset(lib_consts.LISTENER_SUPPORTED_PROTOCOLS)
+ALL_POOL_PROTOCOLS = frozenset(lib_consts.POOL_SUPPORTED_PROTOCOLS)
+ALL_ALGORITHMS = frozenset(lib_consts.SUPPORTED_LB_ALGORITHMS)
+ALL_HEALTH_MONITOR_TYPES = frozenset(lib_consts.SUPPORTED_HEALTH_MONITOR_TYPES)
+ALL_SESSION_PERSISTENCE = frozenset(
+    lib_consts.SUPPORTED_SP_TYPES)
+ALL_L7_ACTIONS = frozenset(lib_consts.SUPPORTED_L7POLICY_ACTIONS)
+ALL_L7_RULE_TYPES = frozenset(lib_consts.SUPPORTED_L7RULE_TYPES)
+
+# (object type, field) -> class attribute holding the supported values
+_CHECKS = {
+    ('listener', 'protocol'): 'SUPPORTED_LISTENER_PROTOCOLS',
+    ('pool', 'protocol'): 'SUPPORTED_POOL_PROTOCOLS',
+    ('pool', 'lb_algorithm'): 'SUPPORTED_ALGORITHMS',
+    ('healthmonitor', 'type'): 'SUPPORTED_HEALTH_MONITOR_TYPES',
+    ('l7policy', 'action'): 'SUPPORTED_L7_ACTIONS',
+    ('l7rule', 'type'): 'SUPPORTED_L7_RULE_TYPES',
+}
+
+_LABELS = {
+    'protocol': 'protocol', 'lb_algorithm': 'algorithm', 'type': 'type',
+    'action': 'action',
+}
+
+
+class ApplianceBackend(abc.ABC):
+    """Adapter for one appliance cluster. See the module docstring."""
+
+    SUPPORTED_LISTENER_PROTOCOLS: typing.ClassVar[frozenset] = frozenset()
+    """Listener protocols (octavia-lib constants) the backend can serve."""
+    SUPPORTED_POOL_PROTOCOLS: typing.ClassVar[frozenset] = frozenset()
+    SUPPORTED_ALGORITHMS: typing.ClassVar[frozenset] = frozenset()
+    SUPPORTED_HEALTH_MONITOR_TYPES: typing.ClassVar[frozenset] = frozenset()
+    SUPPORTED_SESSION_PERSISTENCE: typing.ClassVar[frozenset] = frozenset()
+    SUPPORTED_L7_ACTIONS: typing.ClassVar[frozenset] = frozenset()
+    SUPPORTED_L7_RULE_TYPES: typing.ClassVar[frozenset] = frozenset()
+
+    def __init__(self, cluster):
+        """:param cluster: the validated :class:`multilb.conf.clusters.ClusterConfig`."""
+        self.cluster = cluster
+
+    # -- class-level: used by the API process, no I/O ----------------------
+
+    @classmethod
+    def get_config_options(cls) -> list:
+        """oslo.config options this backend reads from ``[cluster:<name>]``.
+
+        They are registered in every section of a cluster that uses this
+        backend and in ``[cluster_defaults]``. Mark credentials
+        ``secret=True``.
+        """
+        return []
+
+    @classmethod
+    def check_config(cls, options: typing.Mapping) -> None:
+        """Check the resolved backend options of one cluster.
+
+        :raises multilb.exceptions.ConfigError: ``'<option>: <problem>'``.
+        """
+
+    @classmethod
+    def check_supported(cls, object_type: str, fields: typing.Mapping) -> None:
+        """Refuse an object (create) or a change (update) this backend lacks.
+
+        Called by the driver, in the API request, with the fields the user
+        set (unset fields are absent).
+
+        :param object_type: ``listener``, ``pool``, ``member``,
+            ``healthmonitor``, ``l7policy`` or ``l7rule``.
+        :raises UnsupportedFeature: naming the value and what is supported.
+        """
+        for (otype, field), attr in _CHECKS.items():
+            value = fields.get(field)
+            if otype != object_type or value is None:
+                continue
+            supported = getattr(cls, attr)
+            if value not in supported:
+                raise exceptions.UnsupportedFeature(
+                    '%s %s %s is not supported; supported: %s' % (
+                        object_type, _LABELS[field], value,
+                        ', '.join(sorted(supported)) or 'none'))
+        persistence = fields.get('session_persistence')
+        if object_type == 'pool' and persistence:
+            kind = persistence.get('type')
+            if kind not in cls.SUPPORTED_SESSION_PERSISTENCE:
+                raise exceptions.UnsupportedFeature(
+                    'pool session persistence %s is not supported; '
+                    'supported: %s' % (kind, ', '.join(
+                        sorted(cls.SUPPORTED_SESSION_PERSISTENCE)) or 'none'))
+
+    # -- instance: used by the provider agent -------------------------------
+
+    def start(self) -> None:
+        """Prepare sessions. Called once before any other instance method.
+
+        Must not fail because the cluster is down: report that from
+        :meth:`probe` or the apply methods.
+        """
+
+    def stop(self) -> None:
+        """Release sessions. Must not raise."""
+
+    @abc.abstractmethod
+    def apply_loadbalancer(self, graph: dict) -> None:
+        """Make the cluster serve exactly ``graph`` for this load balancer.
+
+        Idempotent: applying the same graph twice has the effect of applying
+        it once. Objects of the load balancer absent from the graph must be
+        removed from the cluster. Must not touch other load balancers.
+
+        :raises BackendUnavailable: transient; the agent retries.
+        :raises BackendRejected: permanent; the agent reports ERROR.
+        """
+
+    @abc.abstractmethod
+    def delete_loadbalancer(self, loadbalancer_id: str) -> None:
+        """Remove everything of this load balancer from the cluster.
+
+        A load balancer that is already absent is a success.
+
+        :raises BackendUnavailable: transient; the agent retries.
+        :raises BackendRejected: permanent; the agent reports ERROR.
+        """
+
+    @abc.abstractmethod
+    def probe(self) -> types.ClusterHealth:
+        """Check that the cluster answers. Never raises."""
+
+    @abc.abstractmethod
+    def list_loadbalancer_ids(self) -> set:
+        """Ids of every load balancer the cluster holds (orphan sweeps).
+
+        :raises BackendUnavailable: when the cluster cannot be asked.
+        """
+
+    def get_statistics(self, loadbalancer_id: str) -> list:
+        """Absolute counters per listener (:class:`backends.types.ListenerStats`).
+
+        :raises BackendUnavailable: when the cluster cannot be asked.
+        """
+        return []

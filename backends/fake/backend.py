@@ -1,0 +1,161 @@
+"""``fake``: an in-memory appliance shipped as a real plugin. FAKE: no traffic.
+
+For tests, benchmarks and no-op runs (tempest API suites). It accepts every
+protocol and option Octavia knows, keeps each cluster's load balancers in
+process memory and, optionally, mirrors them as JSON files (TLS keys
+removed) so that tests and people can see what the "appliance" holds.
+
+Faults are injected from outside without restarting the agent: the file named
+by ``fake_fault_file`` is read on every call, for example::
+
+    {"apply": "unavailable", "delete": "rejected", "latency": 2.0,
+     "probe": "unavailable"}
+
+``unavailable`` raises :class:`BackendUnavailable` (retried by the agent),
+``rejected`` raises :class:`BackendRejected` (ERROR at once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+
+from oslo_config import cfg
+
+from backends import base
+from backends import exceptions
+from backends import types
+from multilb import exceptions as multilb_exc
+
+LOG = logging.getLogger(__name__)
+
+SECRET_KEYS = frozenset(('private_key', 'passphrase'))
+
+_FAULTS = {'unavailable': exceptions.BackendUnavailable,
+           'rejected': exceptions.BackendRejected}
+
+# cluster name -> {lb_id: graph}; shared by every instance in the process.
+_STATE = {}
+_STATE_LOCK = threading.Lock()
+
+
+def _redact(value):
+    if isinstance(value, dict):
+        return {k: ('***' if k in SECRET_KEYS and v else _redact(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+class FakeBackend(base.ApplianceBackend):
+    """In-memory appliance cluster (FAKE). Supports everything Octavia has."""
+
+    SUPPORTED_LISTENER_PROTOCOLS = base.ALL_LISTENER_PROTOCOLS
+    SUPPORTED_POOL_PROTOCOLS = base.ALL_POOL_PROTOCOLS
+    SUPPORTED_ALGORITHMS = base.ALL_ALGORITHMS
+    SUPPORTED_HEALTH_MONITOR_TYPES = base.ALL_HEALTH_MONITOR_TYPES
+    SUPPORTED_SESSION_PERSISTENCE = base.ALL_SESSION_PERSISTENCE
+    SUPPORTED_L7_ACTIONS = base.ALL_L7_ACTIONS
+    SUPPORTED_L7_RULE_TYPES = base.ALL_L7_RULE_TYPES
+
+    @classmethod
+    def get_config_options(cls):
+        return [
+            cfg.FloatOpt('fake_latency', default=0.0, min=0.0,
+                         help='Seconds every apply and delete takes.'),
+            cfg.StrOpt('fake_fault_file', default='',
+                       help='JSON file read on every call to inject faults '
+                            '(see backends.fake.backend). Empty: no faults.'),
+            cfg.StrOpt('fake_state_dir', default='',
+                       help='If set, each load balancer the fake cluster '
+                            'holds is mirrored as '
+                            '<dir>/<cluster>/<lb id>.json (TLS keys '
+                            'removed).'),
+        ]
+
+    @classmethod
+    def check_config(cls, options):
+        state_dir = options.get('fake_state_dir')
+        if state_dir and not os.path.isabs(state_dir):
+            raise multilb_exc.ConfigError(
+                'fake_state_dir: %r must be an absolute path' % state_dir)
+
+    def __init__(self, cluster):
+        super().__init__(cluster)
+        self._opts = cluster.options
+        with _STATE_LOCK:
+            self._lbs = _STATE.setdefault(cluster.name, {})
+
+    def _faults(self):
+        path = self._opts.get('fake_fault_file')
+        if not path or not os.path.exists(path):
+            return {}
+        try:
+            with open(path) as f:
+                return json.load(f) or {}
+        except (OSError, ValueError):
+            LOG.warning('Cluster %s: unreadable fault file %s',
+                        self.cluster.name, path)
+            return {}
+
+    def _act(self, operation, lb_id):
+        faults = self._faults()
+        delay = float(faults.get('latency', self._opts.get('fake_latency')
+                                 or 0.0))
+        if delay:
+            time.sleep(delay)
+        fault = faults.get(operation)
+        if fault in _FAULTS:
+            raise _FAULTS[fault]('fake cluster %s: injected %s fault on %s '
+                                 'of load balancer %s' % (
+                                     self.cluster.name, fault, operation,
+                                     lb_id))
+
+    def _mirror_path(self, lb_id):
+        state_dir = self._opts.get('fake_state_dir')
+        if not state_dir:
+            return None
+        return os.path.join(state_dir, self.cluster.name, lb_id + '.json')
+
+    def apply_loadbalancer(self, graph):
+        lb_id = graph['loadbalancer_id']
+        self._act('apply', lb_id)
+        with _STATE_LOCK:
+            self._lbs[lb_id] = graph
+        path = self._mirror_path(lb_id)
+        if path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = path + '.tmp'
+            with open(tmp, 'w') as f:
+                json.dump(_redact(graph), f, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+
+    def delete_loadbalancer(self, loadbalancer_id):
+        self._act('delete', loadbalancer_id)
+        with _STATE_LOCK:
+            self._lbs.pop(loadbalancer_id, None)
+        path = self._mirror_path(loadbalancer_id)
+        if path and os.path.exists(path):
+            os.unlink(path)
+
+    def probe(self):
+        if self._faults().get('probe') in _FAULTS:
+            return types.ClusterHealth(reachable=False,
+                                       detail='injected probe fault')
+        return types.ClusterHealth(reachable=True, detail='fake cluster')
+
+    def list_loadbalancer_ids(self):
+        with _STATE_LOCK:
+            return set(self._lbs)
+
+    def get_statistics(self, loadbalancer_id):
+        with _STATE_LOCK:
+            graph = self._lbs.get(loadbalancer_id)
+        if not graph:
+            return []
+        return [types.ListenerStats(listener_id=listener['listener_id'])
+                for listener in graph.get('listeners', [])]

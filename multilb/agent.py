@@ -1,0 +1,104 @@
+"""The multilb provider agent, run by octavia-driver-agent.
+
+Entry point ``octavia.driver_agent.provider_agents: multilb = multilb.agent:run``.
+octavia-driver-agent forks a process and calls :func:`run` with an
+``exit_event``; if :func:`run` raises, it is called again a second later.
+
+The agent joins the agents' group, and every ``membership_interval`` works
+out which enabled clusters are its own (hash ring over live agents), takes
+their locks and runs one :class:`~multilb.worker.ClusterWorker` per owned
+cluster. When an agent dies its memberships and locks expire and the other
+agents take its clusters over; pending work is in the state store, so
+nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from oslo_config import cfg
+
+from multilb import coordination
+from multilb import exceptions
+from multilb import octavia as octavia_mod
+from multilb import runtime
+from multilb import worker as worker_mod
+
+LOG = logging.getLogger(__name__)
+
+
+class Agent:
+    """Owns clusters and runs their workers."""
+
+    def __init__(self, rt, octavia=None, coordinator=None):
+        self.rt = rt
+        self.settings = rt.conf.multilb
+        self.octavia = octavia or octavia_mod.OctaviaClient()
+        self.coordinator = coordinator or coordination.Coordinator(
+            self.settings.coordination_url)
+        self.workers = {}
+
+    def start(self):
+        self.coordinator.start()
+        LOG.info('multilb agent %s started; clusters enabled: %s; disabled '
+                 'by configuration errors: %s',
+                 self.coordinator.member_id.decode(),
+                 ', '.join(sorted(self.rt.clusters.clusters)) or 'none',
+                 ', '.join(sorted(self.rt.clusters.errors)) or 'none')
+
+    def rebalance(self):
+        """Start workers for clusters we now own, stop the others."""
+        names = set(self.rt.clusters.clusters)
+        try:
+            owned = self.coordinator.owned(names)
+        except exceptions.StoreUnavailable as exc:
+            LOG.warning('Agent membership unknown (%s); keeping the clusters '
+                        'held: %s', exc, ', '.join(sorted(self.workers)))
+            return
+        for name in sorted(set(self.workers) - owned):
+            LOG.info('Cluster %s moved to another agent; stopping its '
+                     'worker', name)
+            self._stop_worker(name)
+        for name in sorted(owned - set(self.workers)):
+            if not self.coordinator.acquire(name):
+                LOG.info('Cluster %s: lock still held by another agent; '
+                         'will retry', name)
+                continue
+            worker = worker_mod.ClusterWorker(
+                self.rt.clusters.clusters[name], self.rt.state, self.octavia,
+                self.settings)
+            try:
+                worker.start()
+            except Exception:
+                LOG.exception('Cluster %s: worker failed to start', name)
+                self.coordinator.release(name)
+                continue
+            self.workers[name] = worker
+            LOG.info('Cluster %s is now served by agent %s', name,
+                     self.coordinator.member_id.decode())
+
+    def _stop_worker(self, name):
+        worker = self.workers.pop(name)
+        try:
+            worker.stop()
+        finally:
+            self.coordinator.release(name)
+
+    def stop(self):
+        for name in sorted(self.workers):
+            self._stop_worker(name)
+        self.coordinator.stop()
+        LOG.info('multilb agent stopped')
+
+
+def run(exit_event):
+    """Provider-agent entry point: build, start, wait for exit, stop."""
+    rt = runtime.get(cfg.CONF)
+    agent = Agent(rt)
+    agent.start()
+    try:
+        agent.rebalance()
+        while not exit_event.wait(rt.conf.multilb.membership_interval):
+            agent.rebalance()
+    finally:
+        agent.stop()

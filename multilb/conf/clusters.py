@@ -1,0 +1,176 @@
+"""Per-cluster configuration: ``[cluster_defaults]`` and ``[cluster:<name>]``.
+
+Any cluster section may override any option of ``[cluster_defaults]``
+(cinder's ``[backend_defaults]`` pattern). Backend-specific options, declared
+by the backend class, live in the same sections.
+
+oslo.config checks values lazily, so a bad value would only explode on first
+use (and break ``log_opt_values``). :func:`load_clusters` therefore reads
+every option of every enabled cluster once, up front, and turns each problem
+into one :class:`~multilb.exceptions.ConfigError` naming the section and the
+option; a broken cluster is left out and the others keep working.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import re
+import typing
+
+from oslo_config import cfg
+
+from multilb import exceptions
+from multilb import registry
+
+LOG = logging.getLogger(__name__)
+
+DEFAULTS_GROUP = 'cluster_defaults'
+SECTION_PREFIX = 'cluster:'
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
+
+opts = [
+    cfg.StrOpt(
+        'backend',
+        help='Entry-point name, in the multilb.backends group, of the backend '
+             'that drives this cluster (for example: fake). Required in each '
+             '[cluster:<name>] section.'),
+    cfg.IntOpt(
+        'max_loadbalancers', default=0, min=0,
+        help='Most load balancers the scheduler places on this cluster. '
+             '0 means unlimited.'),
+    cfg.StrOpt(
+        'description', default='',
+        help='Free text shown to operators by multilb-manage.'),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """The validated configuration of one enabled cluster."""
+
+    name: str
+    backend: str
+    max_loadbalancers: int
+    description: str
+    backend_class: type = dataclasses.field(repr=False, compare=False)
+    options: typing.Mapping[str, typing.Any] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False)
+    """Backend-specific options, resolved against [cluster_defaults]."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterSet:
+    """Every enabled cluster: the valid ones and, by name, why others are not."""
+
+    clusters: typing.Mapping[str, ClusterConfig]
+    errors: typing.Mapping[str, str]
+
+
+def section(name):
+    return SECTION_PREFIX + name
+
+
+def register_defaults(conf):
+    conf.register_opts(opts, group=DEFAULTS_GROUP)
+
+
+def _cluster_opts(opt_list):
+    """Copies of ``opt_list`` without defaults: None means "use defaults"."""
+    copies = []
+    for opt in opt_list:
+        clone = copy.copy(opt)
+        clone.default = None
+        copies.append(clone)
+    return copies
+
+
+def _read(conf, group, opt_name, section_name):
+    try:
+        return getattr(conf[group], opt_name)
+    except (cfg.ConfigFileValueError, ValueError) as exc:
+        raise exceptions.ConfigError(
+            '[%s] %s: %s' % (section_name, opt_name, _clean(exc))) from None
+
+
+def _clean(exc):
+    text = str(exc)
+    # oslo's message repeats the raw value; keep it short and one line.
+    return ' '.join(text.split())
+
+
+def _resolve(conf, name, opt_list):
+    group = section(name)
+    values = {}
+    for opt in opt_list:
+        value = _read(conf, group, opt.dest, group)
+        if value is None:
+            value = _read(conf, DEFAULTS_GROUP, opt.dest, DEFAULTS_GROUP)
+        values[opt.dest] = value
+    return values
+
+
+def _load_one(conf, name):
+    group = section(name)
+    if not NAME_RE.match(name):
+        raise exceptions.ConfigError(
+            '[multilb] enabled_clusters: invalid cluster name %r; names may '
+            'contain letters, digits, "_", "-" and "." (at most 63)' % name)
+    if group not in conf.list_all_sections():
+        raise exceptions.ConfigError(
+            '[multilb] enabled_clusters lists %r but the configuration has no '
+            '[%s] section' % (name, group))
+    conf.register_opts(_cluster_opts(opts), group=group)
+    values = _resolve(conf, name, opts)
+    if not values['backend']:
+        raise exceptions.ConfigError(
+            '[%s] backend: missing; set it to one of the installed backends: '
+            '%s' % (group, ', '.join(registry.installed_backend_names())))
+    backend_class = registry.backend_class(values['backend'], group)
+    backend_opts = list(backend_class.get_config_options())
+    conf.register_opts(backend_opts, group=DEFAULTS_GROUP)
+    conf.register_opts(_cluster_opts(backend_opts), group=group)
+    backend_values = _resolve(conf, name, backend_opts)
+    try:
+        backend_class.check_config(backend_values)
+    except exceptions.ConfigError as exc:
+        raise exceptions.ConfigError('[%s] %s' % (group, exc)) from None
+    return ClusterConfig(name=name, backend=values['backend'],
+                         max_loadbalancers=values['max_loadbalancers'],
+                         description=values['description'],
+                         backend_class=backend_class,
+                         options=backend_values)
+
+
+def load_clusters(conf) -> ClusterSet:
+    """Validate every enabled cluster; log one ERROR per broken one."""
+    clusters, errors = {}, {}
+    try:
+        names = conf.multilb.enabled_clusters
+    except (cfg.ConfigFileValueError, ValueError) as exc:
+        names = []
+        errors['*'] = '[multilb] enabled_clusters: %s' % _clean(exc)
+    try:
+        _read(conf, DEFAULTS_GROUP, 'max_loadbalancers', DEFAULTS_GROUP)
+    except exceptions.ConfigError as exc:
+        errors['*'] = str(exc)
+        names = []
+    seen = set()
+    for name in names:
+        if name in seen:
+            errors[name] = ('[multilb] enabled_clusters lists %r twice' % name)
+            continue
+        seen.add(name)
+        try:
+            clusters[name] = _load_one(conf, name)
+        except exceptions.ConfigError as exc:
+            errors[name] = str(exc)
+    for name, error in errors.items():
+        LOG.error('Cluster %s is disabled: %s', name, error)
+    for section_name in conf.list_all_sections():
+        if (section_name.startswith(SECTION_PREFIX)
+                and section_name[len(SECTION_PREFIX):] not in seen):
+            LOG.warning('Section [%s] is not used: its cluster is not in '
+                        '[multilb] enabled_clusters', section_name)
+    return ClusterSet(clusters=clusters, errors=errors)

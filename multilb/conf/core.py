@@ -1,0 +1,60 @@
+"""Options of the ``[multilb]`` group: which clusters, where state lives, agent tuning."""
+
+from oslo_config import cfg
+
+GROUP = 'multilb'
+
+opts = [
+    cfg.ListOpt(
+        'enabled_clusters', default=[],
+        help='Names of the appliance clusters multilb may use. Each name '
+             'needs a [cluster:<name>] section. Names may contain letters, '
+             'digits, "_", "-" and ".".'),
+    cfg.StrOpt(
+        'store_url', default='sqlite:////var/lib/multilb/state.db',
+        secret=True,
+        help='Where multilb keeps its state (placements, pending work, the '
+             'status outbox). Possible values: '
+             'etcd3+http://HOST:PORT[?timeout=5&prefix=/multilb/] or '
+             'etcd3+https://HOST:PORT?ca_cert=..&cert_key=..&cert_cert=.. '
+             '(several hosts); sqlite:////ABSOLUTE/PATH.db (one host only: '
+             'octavia-api and octavia-driver-agent must share the file).'),
+    cfg.StrOpt(
+        'coordination_url', default='file:///var/lib/multilb/locks',
+        secret=True,
+        help='tooz coordination backend used for agent membership and '
+             'per-cluster locks. Possible values: '
+             'etcd3+http://HOST:PORT[?timeout=5&lock_timeout=10'
+             '&membership_timeout=10] (several hosts) or file:///DIR '
+             '(one host).'),
+    cfg.FloatOpt(
+        'poll_interval', default=0.5, min=0.05,
+        help='Seconds between two scans of the pending work and the status '
+             'outbox by each cluster worker of the provider agent.'),
+    cfg.FloatOpt(
+        'commit_wait_timeout', default=60.0, min=1.0,
+        help='Seconds the agent waits for Octavia to commit an object it was '
+             'told about before it drops the work as rolled back.'),
+    cfg.FloatOpt(
+        'apply_retry_timeout', default=300.0, min=0.0,
+        help='Seconds during which the agent retries an appliance that is '
+             'unavailable before it reports the object ERROR. Errors the '
+             'appliance reports as permanent are not retried.'),
+    cfg.IntOpt(
+        'workers_per_cluster', default=4, min=1,
+        help='Load balancers of one cluster that the agent applies in '
+             'parallel. Each cluster has its own workers, so a slow cluster '
+             'never delays another.'),
+    cfg.FloatOpt(
+        'membership_interval', default=2.0, min=0.1,
+        help='Seconds between two checks of the agent group membership '
+             '(which agent owns which cluster).'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(opts, group=GROUP)
+
+
+def list_opts():
+    return [(GROUP, opts)]

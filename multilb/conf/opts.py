@@ -1,0 +1,30 @@
+"""Options for oslo-config-generator (entry point ``oslo.config.opts: multilb``).
+
+Per-cluster sections are documented under the placeholder ``[cluster:example]``;
+every option there may also be set in ``[cluster_defaults]``.
+"""
+
+import copy
+
+from multilb.conf import clusters
+from multilb.conf import core
+from multilb import registry
+
+
+def _backend_opts():
+    found = []
+    for name, backend_class in sorted(
+            registry.installed_backend_classes().items()):
+        for opt in backend_class.get_config_options():
+            doc = copy.copy(opt)
+            doc.help = '(backend %s) %s' % (name, opt.help)
+            found.append(doc)
+    return found
+
+
+def list_opts():
+    cluster_opts = clusters.opts + _backend_opts()
+    return core.list_opts() + [
+        (clusters.DEFAULTS_GROUP, cluster_opts),
+        (clusters.SECTION_PREFIX + 'example', cluster_opts),
+    ]

@@ -1,0 +1,421 @@
+"""MultiLBProviderDriver: the Octavia API side of multilb.
+
+Octavia calls these methods inside its API request and its open database
+transaction. Each one validates, records the intent durably in the state
+store (on create: schedules the load balancer and reserves capacity) and
+returns within milliseconds. The provider agent (:mod:`multilb.agent`) does
+the appliance work and reports statuses. Nothing here talks to an
+appliance, builds a ``DriverLibrary``, reports a status or starts a thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+from octavia_lib.api.drivers import exceptions as lib_exc
+from octavia_lib.api.drivers import provider_base
+
+from backends import exceptions as backend_exc
+from multilb import exceptions
+from multilb import graph as graphs
+from multilb import runtime
+from scheduler import cluster_state
+from scheduler import manager as scheduler_manager
+
+LOG = logging.getLogger(__name__)
+
+_PLACEMENT_ATTEMPTS = 20
+_SCALARS = (str, int, float, bool)
+
+
+def _edge(method):
+    """Turn multilb errors into octavia-lib errors with both fault strings."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (lib_exc.DriverError, lib_exc.NotImplementedError,
+                lib_exc.UnsupportedOptionError):
+            raise
+        except exceptions.StoreUnavailable as exc:
+            LOG.error('%s failed: state store unavailable: %s',
+                      method.__name__, exc)
+            raise lib_exc.DriverError(
+                user_fault_string='The load balancer service cannot record '
+                                  'this request right now; nothing was '
+                                  'changed. Please retry later.',
+                operator_fault_string='multilb state store unavailable: %s'
+                                      % exc) from None
+        except exceptions.ConfigError as exc:
+            LOG.error('%s failed: configuration error: %s',
+                      method.__name__, exc)
+            raise lib_exc.DriverError(
+                user_fault_string='The load balancer service is '
+                                  'misconfigured; nothing was changed. '
+                                  'Please contact your cloud operator.',
+                operator_fault_string='multilb configuration error: %s'
+                                      % exc) from None
+        except Exception:
+            LOG.exception('%s failed unexpectedly', method.__name__)
+            raise lib_exc.DriverError(
+                user_fault_string='The load balancer service failed to '
+                                  'record this request; nothing was '
+                                  'changed.',
+                operator_fault_string='multilb %s failed unexpectedly; see '
+                                      'the octavia-api log' %
+                                      method.__name__) from None
+    return wrapper
+
+
+def _fields(obj):
+    """The fields of an Octavia object that are set (Unset dropped)."""
+    return {k: v for k, v in graphs.to_plain(obj).items() if v is not None} \
+        if obj is not None else {}
+
+
+def _expect(new_obj, id_field):
+    """Scalar fields an update sets: the agent waits until they commit."""
+    return {k: v for k, v in _fields(new_obj).items()
+            if k != id_field and isinstance(v, _SCALARS)}
+
+
+class MultiLBProviderDriver(provider_base.ProviderDriver):
+    """Octavia provider driver over a fleet of appliance clusters."""
+
+    def __init__(self):
+        super().__init__()
+        # Nothing else: Octavia builds one of these per API request.
+
+    # -- helpers -----------------------------------------------------------
+
+    @staticmethod
+    def _cluster_of(rt, lb_id, record):
+        if record is None:
+            raise lib_exc.DriverError(
+                user_fault_string='Load balancer %s is unknown to the '
+                                  'multilb provider.' % lb_id,
+                operator_fault_string='multilb has no placement record for '
+                                      'load balancer %s' % lb_id)
+        name = record['cluster']
+        cluster = rt.clusters.clusters.get(name)
+        if cluster is None:
+            why = rt.clusters.errors.get(name, 'it is not in [multilb] '
+                                               'enabled_clusters')
+            raise lib_exc.DriverError(
+                user_fault_string='The appliance cluster of load balancer %s '
+                                  'is out of service; nothing was changed. '
+                                  'Please contact your cloud operator.'
+                                  % lb_id,
+                operator_fault_string='load balancer %s is on cluster %s, '
+                                      'which is not usable: %s' % (
+                                          lb_id, name, why))
+        return cluster
+
+    @staticmethod
+    def _check(cluster, otype, fields):
+        try:
+            cluster.backend_class.check_supported(otype, fields)
+        except backend_exc.UnsupportedFeature as exc:
+            message = 'cluster %s (backend %s): %s' % (
+                cluster.name, cluster.backend, exc)
+            raise lib_exc.UnsupportedOptionError(
+                user_fault_string=message,
+                operator_fault_string=message) from None
+
+    def _lb_of(self, rt, object_id, otype):
+        found = rt.state.lookup(object_id)
+        if found is None:
+            raise lib_exc.DriverError(
+                user_fault_string='The %s %s is unknown to the multilb '
+                                  'provider.' % (otype, object_id),
+                operator_fault_string='multilb has no index entry for %s %s'
+                                      % (otype, object_id))
+        return found[0]
+
+    def _record(self, otype, op, object_id, lb_id=None, parent=None,
+                fields=None, **extra):
+        """Validate and durably record one operation on an existing LB."""
+        rt = runtime.get()
+        if lb_id is None:
+            lb_id = self._lb_of(rt, parent, 'parent object')
+        record = rt.state.get_lb(lb_id)
+        cluster = self._cluster_of(rt, lb_id, record)
+        if fields is not None:
+            self._check(cluster, otype, fields)
+        intent = {'op': op, 'type': otype, 'id': object_id}
+        if parent:
+            intent['parent'] = parent
+        intent.update(extra)
+        rt.state.add_intent(lb_id, cluster.name, intent)
+        LOG.info('Recorded %s of %s %s on load balancer %s (cluster %s)',
+                 op, otype, object_id, lb_id, cluster.name)
+
+    # -- load balancers ----------------------------------------------------
+
+    @_edge
+    def loadbalancer_create(self, loadbalancer):
+        rt = runtime.get()
+        lb = graphs.from_octavia(loadbalancer)
+        lb_id = lb['loadbalancer_id']
+        if rt.state.get_lb(lb_id) is not None:
+            return  # already placed: a retried call
+        request = cluster_state.PlacementRequest(
+            loadbalancer_id=lb_id, project_id=lb.get('project_id') or '',
+            flavor=lb.get('flavor') or {},
+            availability_zone=lb.get('availability_zone') or {})
+        candidates = self._capable_clusters(rt, lb)
+        for _attempt in range(_PLACEMENT_ATTEMPTS):
+            counts = rt.state.cluster_counts()
+            states = [cluster_state.ClusterState(
+                name=c.name, backend=c.backend,
+                max_loadbalancers=c.max_loadbalancers,
+                placed=counts.get(c.name, (0, None))[0]) for c in candidates]
+            try:
+                ordered = scheduler_manager.ClusterScheduler().select(
+                    request, states)
+            except exceptions.NoValidCluster as exc:
+                raise self._no_cluster(rt, lb_id, exc.reasons) from None
+            best = ordered[0]
+            cluster = rt.clusters.clusters[best.name]
+            record = {'id': lb_id, 'cluster': best.name,
+                      'project_id': request.project_id,
+                      'flavor': request.flavor,
+                      'availability_zone': request.availability_zone,
+                      'created_at': time.time(),
+                      'pools': graphs.pool_members(lb)}
+            intent = {'op': 'create', 'type': 'loadbalancer', 'id': lb_id}
+            if rt.state.place_loadbalancer(
+                    record, cluster.max_loadbalancers,
+                    counts.get(best.name, (0, None)), intent,
+                    {lb_id: 'loadbalancer'}):
+                LOG.info('Placed load balancer %s of project %s on cluster '
+                         '%s (%d placed before)', lb_id, request.project_id,
+                         best.name, best.placed)
+                return
+        raise lib_exc.DriverError(
+            user_fault_string='The load balancer service is too busy to '
+                              'place this load balancer; nothing was '
+                              'changed. Please retry.',
+            operator_fault_string='placement of %s lost %d races in a row' %
+                                  (lb_id, _PLACEMENT_ATTEMPTS))
+
+    def _capable_clusters(self, rt, lb):
+        """Clusters whose backend supports every object of the graph."""
+        capable, refusals = [], []
+        for cluster in rt.clusters.clusters.values():
+            try:
+                for otype, _oid, obj, _parent in graphs.walk(lb):
+                    if otype != 'loadbalancer':
+                        self._check(cluster, otype,
+                                    {k: v for k, v in obj.items()
+                                     if v is not None})
+            except lib_exc.UnsupportedOptionError as exc:
+                refusals.append(exc.user_fault_string)
+                continue
+            capable.append(cluster)
+        if not capable and refusals:
+            message = '; '.join(refusals)
+            raise lib_exc.UnsupportedOptionError(
+                user_fault_string='no appliance cluster supports this load '
+                                  'balancer: ' + message,
+                operator_fault_string=message)
+        return capable
+
+    @staticmethod
+    def _no_cluster(rt, lb_id, reasons):
+        broken = ['%s: %s' % (n, e) for n, e in rt.clusters.errors.items()]
+        LOG.error('No cluster can take load balancer %s: %s', lb_id,
+                  '; '.join(reasons + broken) or 'no cluster is enabled')
+        if rt.clusters.clusters:
+            user = ('No appliance cluster has room for a new load balancer '
+                    '(%d of %d clusters full); nothing was created. Please '
+                    'contact your cloud operator.' % (
+                        len(reasons), len(rt.clusters.clusters)))
+        else:
+            user = ('No appliance cluster is in service; nothing was '
+                    'created. Please contact your cloud operator.')
+        return lib_exc.DriverError(
+            user_fault_string=user,
+            operator_fault_string='no cluster for load balancer %s: %s' % (
+                lb_id, '; '.join(reasons + broken) or
+                'no cluster is enabled'))
+
+    @_edge
+    def loadbalancer_update(self, old_loadbalancer, new_loadbalancer):
+        lb_id = old_loadbalancer.loadbalancer_id
+        self._record('loadbalancer', 'update', lb_id, lb_id=lb_id,
+                     expect=_expect(new_loadbalancer, 'loadbalancer_id'))
+
+    @_edge
+    def loadbalancer_delete(self, loadbalancer, cascade=False):
+        lb = graphs.from_octavia(loadbalancer)
+        lb_id = lb['loadbalancer_id']
+        tree = {oid: otype for oid, otype in graphs.object_ids(lb).items()
+                if oid != lb_id}
+        self._record('loadbalancer', 'delete', lb_id, lb_id=lb_id,
+                     tree=tree, cascade=bool(cascade))
+
+    @_edge
+    def loadbalancer_failover(self, loadbalancer_id):
+        self._record('loadbalancer', 'failover', loadbalancer_id,
+                     lb_id=loadbalancer_id)
+
+    # -- listeners -----------------------------------------------------------
+
+    @_edge
+    def listener_create(self, listener):
+        self._record('listener', 'create', listener.listener_id,
+                     lb_id=listener.loadbalancer_id,
+                     fields=_fields(listener))
+
+    @_edge
+    def listener_update(self, old_listener, new_listener):
+        self._record('listener', 'update', old_listener.listener_id,
+                     lb_id=old_listener.loadbalancer_id,
+                     fields=_fields(new_listener),
+                     expect=_expect(new_listener, 'listener_id'))
+
+    @_edge
+    def listener_delete(self, listener):
+        self._record('listener', 'delete', listener.listener_id,
+                     lb_id=listener.loadbalancer_id)
+
+    # -- pools ---------------------------------------------------------------
+
+    @_edge
+    def pool_create(self, pool):
+        listener_id = pool.listener_id or None
+        self._record('pool', 'create', pool.pool_id,
+                     lb_id=pool.loadbalancer_id, fields=_fields(pool),
+                     **({'parent': listener_id} if listener_id else {}))
+
+    @_edge
+    def pool_update(self, old_pool, new_pool):
+        self._record('pool', 'update', old_pool.pool_id,
+                     lb_id=old_pool.loadbalancer_id, fields=_fields(new_pool),
+                     expect=_expect(new_pool, 'pool_id'))
+
+    @_edge
+    def pool_delete(self, pool):
+        self._record('pool', 'delete', pool.pool_id,
+                     lb_id=pool.loadbalancer_id)
+
+    # -- members -------------------------------------------------------------
+
+    @_edge
+    def member_create(self, member):
+        self._record('member', 'create', member.member_id,
+                     parent=member.pool_id, fields=_fields(member))
+
+    @_edge
+    def member_update(self, old_member, new_member):
+        self._record('member', 'update', old_member.member_id,
+                     parent=old_member.pool_id, fields=_fields(new_member),
+                     expect=_expect(new_member, 'member_id'))
+
+    @_edge
+    def member_delete(self, member):
+        self._record('member', 'delete', member.member_id,
+                     parent=member.pool_id)
+
+    @_edge
+    def member_batch_update(self, pool_id, members):
+        rt = runtime.get()
+        lb_id = self._lb_of(rt, pool_id, 'pool')
+        record = rt.state.get_lb(lb_id)
+        cluster = self._cluster_of(rt, lb_id, record)
+        listed = []
+        for member in members:
+            self._check(cluster, 'member', _fields(member))
+            listed.append(member.member_id)
+        known = record.get('pools', {}).get(pool_id, [])
+        deleted = sorted(set(known) - set(listed))
+        rt.state.add_intent(lb_id, cluster.name, {
+            'op': 'batch', 'type': 'pool', 'id': pool_id,
+            'members': listed, 'deleted': deleted})
+        LOG.info('Recorded member batch update of pool %s on load balancer '
+                 '%s (cluster %s): %d members, %d removed', pool_id, lb_id,
+                 cluster.name, len(listed), len(deleted))
+
+    # -- health monitors ---------------------------------------------------
+
+    @_edge
+    def health_monitor_create(self, healthmonitor):
+        self._record('healthmonitor', 'create', healthmonitor.healthmonitor_id,
+                     parent=healthmonitor.pool_id,
+                     fields=_fields(healthmonitor))
+
+    @_edge
+    def health_monitor_update(self, old_healthmonitor, new_healthmonitor):
+        self._record('healthmonitor', 'update',
+                     old_healthmonitor.healthmonitor_id,
+                     parent=old_healthmonitor.pool_id,
+                     fields=_fields(new_healthmonitor),
+                     expect=_expect(new_healthmonitor, 'healthmonitor_id'))
+
+    @_edge
+    def health_monitor_delete(self, healthmonitor):
+        self._record('healthmonitor', 'delete', healthmonitor.healthmonitor_id,
+                     parent=healthmonitor.pool_id)
+
+    # -- L7 policies and rules -------------------------------------------
+
+    @_edge
+    def l7policy_create(self, l7policy):
+        self._record('l7policy', 'create', l7policy.l7policy_id,
+                     parent=l7policy.listener_id, fields=_fields(l7policy))
+
+    @_edge
+    def l7policy_update(self, old_l7policy, new_l7policy):
+        self._record('l7policy', 'update', old_l7policy.l7policy_id,
+                     parent=old_l7policy.listener_id,
+                     fields=_fields(new_l7policy),
+                     expect=_expect(new_l7policy, 'l7policy_id'))
+
+    @_edge
+    def l7policy_delete(self, l7policy):
+        self._record('l7policy', 'delete', l7policy.l7policy_id,
+                     parent=l7policy.listener_id)
+
+    @_edge
+    def l7rule_create(self, l7rule):
+        self._record('l7rule', 'create', l7rule.l7rule_id,
+                     parent=l7rule.l7policy_id, fields=_fields(l7rule))
+
+    @_edge
+    def l7rule_update(self, old_l7rule, new_l7rule):
+        self._record('l7rule', 'update', old_l7rule.l7rule_id,
+                     parent=old_l7rule.l7policy_id,
+                     fields=_fields(new_l7rule),
+                     expect=_expect(new_l7rule, 'l7rule_id'))
+
+    @_edge
+    def l7rule_delete(self, l7rule):
+        self._record('l7rule', 'delete', l7rule.l7rule_id,
+                     parent=l7rule.l7policy_id)
+
+    # -- flavors and availability zones --------------------------------
+
+    def get_supported_flavor_metadata(self):
+        return {}
+
+    def validate_flavor(self, flavor_metadata):
+        self._validate_metadata('flavor', flavor_metadata)
+
+    def get_supported_availability_zone_metadata(self):
+        return {}
+
+    def validate_availability_zone(self, availability_zone_metadata):
+        self._validate_metadata('availability zone',
+                                availability_zone_metadata)
+
+    @staticmethod
+    def _validate_metadata(kind, metadata):
+        if metadata:
+            message = ('multilb accepts no %s metadata keys yet; got: %s' % (
+                kind, ', '.join(sorted(map(str, metadata)))))
+            raise lib_exc.UnsupportedOptionError(
+                user_fault_string=message, operator_fault_string=message)

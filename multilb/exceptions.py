@@ -1,0 +1,33 @@
+"""multilb's own exceptions.
+
+MultiLBError
+ ├── ConfigError          a [multilb] or [cluster:<name>] option is missing or wrong
+ ├── StoreUnavailable     the state store (etcd / sqlite) cannot be reached
+ └── NoValidCluster       no enabled cluster can take a new load balancer
+
+Backend failures live in :mod:`backends.exceptions`; the driver turns all of
+these into octavia-lib exceptions with a user and an operator message.
+"""
+
+
+class MultiLBError(Exception):
+    """Base class of multilb errors."""
+
+
+class ConfigError(MultiLBError):
+    """A configuration value is missing or invalid.
+
+    The message names the section and the option, and what is allowed.
+    """
+
+
+class StoreUnavailable(MultiLBError):
+    """The state store could not be reached or answered with an error."""
+
+
+class NoValidCluster(MultiLBError):
+    """No cluster passed the scheduler for a new load balancer."""
+
+    def __init__(self, message, reasons=None):
+        super().__init__(message)
+        self.reasons = reasons or []

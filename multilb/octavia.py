@@ -1,0 +1,93 @@
+"""The agent's line to Octavia: ``DriverLibrary``, built lazily, once per process.
+
+``DriverLibrary()`` blocks for about two minutes when the driver agent's
+sockets are missing, so it is only ever built here, in the provider agent,
+and never in the API process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from octavia_lib.api.drivers import driver_lib
+from octavia_lib.api.drivers import exceptions as driver_exc
+from oslo_config import cfg
+
+from multilb import graph as graphs
+
+LOG = logging.getLogger(__name__)
+
+_SOCKETS = {'status_socket': ('status_socket_path', driver_lib.DEFAULT_STATUS_SOCKET),
+            'stats_socket': ('stats_socket_path', driver_lib.DEFAULT_STATS_SOCKET),
+            'get_socket': ('get_socket_path', driver_lib.DEFAULT_GET_SOCKET)}
+
+
+class OctaviaUnavailable(Exception):
+    """The driver agent could not be reached; try again later."""
+
+
+class StatusRejected(Exception):
+    """The driver agent processed a status update and refused a record."""
+
+
+def socket_paths(conf=cfg.CONF):
+    """The driver agent's socket paths, as Octavia's own config sets them."""
+    paths = {}
+    for arg, (option, default) in _SOCKETS.items():
+        try:
+            paths[arg] = getattr(conf.driver_agent, option)
+        except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+            paths[arg] = default
+    return paths
+
+
+class OctaviaClient:
+    """Thread-safe wrapper: plain-dict graphs in, status dicts out."""
+
+    def __init__(self, library=None):
+        self._library = library
+        self._lock = threading.Lock()
+
+    def _lib(self):
+        with self._lock:
+            if self._library is None:
+                try:
+                    self._library = driver_lib.DriverLibrary(**socket_paths())
+                except driver_exc.DriverAgentNotFound as exc:
+                    raise OctaviaUnavailable(str(exc)) from None
+            return self._library
+
+    def get_loadbalancer(self, lb_id):
+        """The committed graph of ``lb_id`` (see :mod:`multilb.graph`), or None."""
+        try:
+            found = self._lib().get_loadbalancer(lb_id)
+        except (driver_exc.DriverError, driver_exc.DriverAgentTimeout,
+                OSError) as exc:
+            raise OctaviaUnavailable('get_loadbalancer(%s): %s' % (
+                lb_id, getattr(exc, 'fault_string', None) or exc)) from None
+        return graphs.from_octavia(found) if found else None
+
+    def update_status(self, status):
+        """Deliver one status dict.
+
+        :raises OctaviaUnavailable: nothing was processed; retry.
+        :raises StatusRejected: the agent refused a record.
+        """
+        try:
+            self._lib().update_loadbalancer_status(status)
+        except driver_exc.UpdateStatusError as exc:
+            if getattr(exc, 'status_object', None):
+                raise StatusRejected('%s %s: %s' % (
+                    exc.status_object, exc.status_object_id,
+                    exc.fault_string)) from None
+            raise OctaviaUnavailable(str(exc.fault_string)) from None
+        except OSError as exc:
+            raise OctaviaUnavailable(str(exc)) from None
+
+    def update_statistics(self, statistics):
+        try:
+            self._lib().update_listener_statistics(statistics)
+        except (driver_exc.UpdateStatisticsError, OSError) as exc:
+            raise OctaviaUnavailable(
+                str(getattr(exc, 'fault_string', None) or exc)) from None

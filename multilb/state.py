@@ -1,0 +1,219 @@
+"""multilb's durable state, built on a :class:`~multilb.store.base.KVStore`.
+
+Key layout (all values JSON)::
+
+    lb/<lb id>                    the placement record of one load balancer
+    idx/<object id>               {"lb": <lb id>, "type": <object type>}
+    cluster/<name>/count          load balancers placed on the cluster
+    cluster/<name>/lb/<lb id>     placement marker (lists a cluster's LBs)
+    work/<cluster>/<lb id>/<seq>  one pending operation (an *intent*)
+    outbox/<cluster>/<seq>        a status update not yet accepted by Octavia
+
+Every change that must not be half-done is one :meth:`KVStore.commit`: a
+placement with its capacity reservation, index entries and first intent; an
+agent's completion (intents removed, outbox entry added, records updated,
+capacity released). TLS data and credentials never reach this module: intents
+carry object ids and scalar field values only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+LOG = logging.getLogger(__name__)
+
+_CAS_ATTEMPTS = 50
+
+
+def new_seq():
+    """A key suffix that sorts by creation time and never collides."""
+    return '%019d-%s' % (time.time_ns(), uuid.uuid4().hex[:8])
+
+
+def _dump(value):
+    return json.dumps(value, sort_keys=True, separators=(',', ':'))
+
+
+def _lb_key(lb_id):
+    return 'lb/' + lb_id
+
+
+def _idx_key(object_id):
+    return 'idx/' + object_id
+
+
+def _count_key(cluster):
+    return 'cluster/%s/count' % cluster
+
+
+def _marker_key(cluster, lb_id):
+    return 'cluster/%s/lb/%s' % (cluster, lb_id)
+
+
+def _work_prefix(cluster, lb_id=''):
+    return 'work/%s/%s' % (cluster, lb_id + '/' if lb_id else '')
+
+
+def _outbox_prefix(cluster):
+    return 'outbox/%s/' % cluster
+
+
+class Intent(dict):
+    """One pending operation on a load balancer (a plain JSON dict).
+
+    Keys: ``seq``, ``at`` (epoch seconds recorded), ``op`` (create, update,
+    delete, failover, batch), ``type`` (loadbalancer, listener, pool,
+    member, healthmonitor, l7policy, l7rule), ``id`` and, depending on the
+    operation, ``expect`` (scalar fields an update sets), ``members`` and
+    ``deleted`` (member batch), ``tree`` (ids of an LB being deleted).
+    """
+
+    @property
+    def key(self):
+        return self['_key']
+
+
+class State:
+    """Domain operations used by the driver, the agent and multilb-manage."""
+
+    def __init__(self, kv):
+        self.kv = kv
+
+    # -- reads ---------------------------------------------------------------
+
+    def get_lb(self, lb_id):
+        entry = self.kv.get(_lb_key(lb_id))
+        return json.loads(entry.value) if entry else None
+
+    def lookup(self, object_id):
+        """Return ``(lb_id, object_type)`` for any indexed object, or None."""
+        entry = self.kv.get(_idx_key(object_id))
+        if not entry:
+            return None
+        found = json.loads(entry.value)
+        return found['lb'], found['type']
+
+    def cluster_counts(self):
+        """``{cluster: (placed, version)}`` for clusters that hold LBs."""
+        counts = {}
+        for entry in self.kv.get_prefix('cluster/'):
+            parts = entry.key.split('/')
+            if len(parts) == 3 and parts[2] == 'count':
+                counts[parts[1]] = (int(entry.value), entry.version)
+        return counts
+
+    def cluster_lb_ids(self, cluster):
+        prefix = 'cluster/%s/lb/' % cluster
+        return [e.key[len(prefix):] for e in self.kv.get_prefix(prefix)]
+
+    def pending(self, cluster):
+        """``{lb_id: [Intent, ...]}`` (oldest first) for one cluster."""
+        prefix = _work_prefix(cluster)
+        found = {}
+        for entry in self.kv.get_prefix(prefix):
+            lb_id = entry.key[len(prefix):].split('/', 1)[0]
+            intent = Intent(json.loads(entry.value), _key=entry.key)
+            found.setdefault(lb_id, []).append(intent)
+        return found
+
+    def outbox(self, cluster):
+        """``[(key, {"lb": id, "status": {...}}), ...]`` oldest first."""
+        return [(e.key, json.loads(e.value))
+                for e in self.kv.get_prefix(_outbox_prefix(cluster))]
+
+    def outbox_entry(self, key):
+        entry = self.kv.get(key)
+        return json.loads(entry.value) if entry else None
+
+    # -- API side ------------------------------------------------------------
+
+    def place_loadbalancer(self, record, limit, count, intent, index):
+        """Reserve a slot on ``record['cluster']`` and record the new LB.
+
+        One commit: capacity counter (compare-and-swap on ``count``), LB
+        record, placement marker, index entries and the create intent.
+
+        :param count: ``(placed, version)`` read by the caller, or
+            ``(0, None)`` when the cluster has no counter yet.
+        :param limit: the cluster's max_loadbalancers, 0 = unlimited.
+        :returns: True if placed; False if the cluster is full or the counter
+            moved (re-read and retry).
+        """
+        cluster, lb_id = record['cluster'], record['id']
+        placed, version = count
+        if limit and placed >= limit:
+            return False
+        puts = {_count_key(cluster): str(placed + 1),
+                _lb_key(lb_id): _dump(record),
+                _marker_key(cluster, lb_id): ''}
+        puts.update(self._index_puts(lb_id, index))
+        puts[self._work_key(cluster, lb_id, intent)] = _dump(intent)
+        return self.kv.commit(
+            checks={_count_key(cluster): version, _lb_key(lb_id): None},
+            puts=puts)
+
+    def add_intent(self, lb_id, cluster, intent, index=None):
+        """Record an operation on an existing LB (and index new objects)."""
+        puts = self._index_puts(lb_id, index or {})
+        puts[self._work_key(cluster, lb_id, intent)] = _dump(intent)
+        if not self.kv.commit(puts=puts):
+            raise RuntimeError('unconditional commit refused')
+
+    @staticmethod
+    def _index_puts(lb_id, index):
+        return {_idx_key(oid): _dump({'lb': lb_id, 'type': otype})
+                for oid, otype in index.items()}
+
+    @staticmethod
+    def _work_key(cluster, lb_id, intent):
+        intent.setdefault('seq', new_seq())
+        intent.setdefault('at', time.time())
+        return _work_prefix(cluster, lb_id) + intent['seq']
+
+    # -- agent side ------------------------------------------------------------
+
+    def complete(self, lb_id, cluster, intents, status=None, record=None,
+                 index=None, unindex=(), release=False):
+        """Finish intents in one commit.
+
+        :param status: an Octavia status dict to put in the outbox, or None.
+        :param record: the updated LB record to store (ignored if release).
+        :param index: ``{object_id: type}`` to add to the index.
+        :param unindex: object ids to remove from the index.
+        :param release: forget the LB and give its capacity back.
+        :returns: the outbox key, or None.
+        """
+        for _attempt in range(_CAS_ATTEMPTS):
+            checks, puts = {}, self._index_puts(lb_id, index or {})
+            deletes = [i.key for i in intents] + [_idx_key(o) for o in unindex]
+            outbox_key = None
+            if status:
+                outbox_key = _outbox_prefix(cluster) + new_seq()
+                puts[outbox_key] = _dump({'lb': lb_id, 'status': status})
+            if release:
+                counter = self.kv.get(_count_key(cluster))
+                if counter is not None:
+                    checks[_count_key(cluster)] = counter.version
+                    puts[_count_key(cluster)] = str(
+                        max(0, int(counter.value) - 1))
+                marker = self.kv.get(_marker_key(cluster, lb_id))
+                if marker is None:
+                    # Already released (a crash after an earlier commit).
+                    checks.pop(_count_key(cluster), None)
+                    puts.pop(_count_key(cluster), None)
+                deletes += [_lb_key(lb_id), _marker_key(cluster, lb_id),
+                            _idx_key(lb_id)]
+            elif record is not None:
+                puts[_lb_key(lb_id)] = _dump(record)
+            if self.kv.commit(checks=checks, puts=puts, deletes=deletes):
+                return outbox_key
+        raise RuntimeError('could not release capacity of load balancer %s '
+                           'on cluster %s: counter kept changing' % (
+                               lb_id, cluster))
+
+    def ack(self, outbox_key):
+        """Forget a status update Octavia accepted."""
+        self.kv.commit(deletes=[outbox_key])

@@ -1,0 +1,351 @@
+"""One cluster's worker in the provider agent (a bulkhead per cluster).
+
+Each owned cluster gets a :class:`ClusterWorker`: its own scan thread, its own
+small thread pool and its own backend instance, so a slow or broken cluster
+never delays another. A scan delivers the cluster's status outbox, then hands
+every load balancer with pending intents to the pool (one job per load
+balancer at a time). A job waits until Octavia has committed what the intents
+describe, applies the whole load balancer with the backend, and records the
+outcome and the status update in one commit before delivering it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+
+from backends import exceptions as backend_exc
+from multilb import exceptions
+from multilb import graph as graphs
+from multilb import octavia as octavia_mod
+from multilb import status as statuses
+
+LOG = logging.getLogger(__name__)
+
+_MAX_BACKOFF = 30.0
+_REJECTED_DELIVERY_ATTEMPTS = 5
+
+
+def _describe(intents):
+    return ', '.join('%s %s %s' % (i['op'], i['type'], i['id'])
+                     for i in intents)
+
+
+class ClusterWorker:
+    """Applies pending work and delivers statuses for one cluster."""
+
+    def __init__(self, cluster, state, octavia, settings):
+        """:param settings: the ``[multilb]`` option group (poll_interval,
+        commit_wait_timeout, apply_retry_timeout, workers_per_cluster)."""
+        self.cluster = cluster
+        self.name = cluster.name
+        self.state = state
+        self.octavia = octavia
+        self.settings = settings
+        self.backend = None
+        self._stop = threading.Event()
+        self._thread = None
+        self._pool = None
+        self._lock = threading.Lock()
+        self._inflight = set()
+        self._not_before = {}
+        self._failures = {}
+        self._delivering = set()
+        self._rejections = {}
+        self._outbox_not_before = 0.0
+        self._outbox_backoff = 0.0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self):
+        self.backend = self.cluster.backend_class(self.cluster)
+        self.backend.start()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.settings.workers_per_cluster,
+            thread_name_prefix='multilb-%s' % self.name)
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name='multilb-scan-%s' % self.name)
+        self._thread.start()
+        LOG.info('Cluster %s: worker started (backend %s)', self.name,
+                 self.cluster.backend)
+
+    def stop(self):
+        """Stop scanning, let running jobs finish, release the backend."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if self.backend is not None:
+            self.backend.stop()
+        LOG.info('Cluster %s: worker stopped', self.name)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                self.scan()
+            except exceptions.StoreUnavailable as exc:
+                LOG.warning('Cluster %s: state store unavailable: %s',
+                            self.name, exc)
+            except Exception:
+                LOG.exception('Cluster %s: scan failed', self.name)
+            self._stop.wait(self.settings.poll_interval)
+
+    # -- scanning ----------------------------------------------------------
+
+    def scan(self):
+        """Deliver the outbox, then dispatch every load balancer with work."""
+        self.deliver_outbox()
+        now = time.time()
+        for lb_id, intents in self.state.pending(self.name).items():
+            with self._lock:
+                if (lb_id in self._inflight
+                        or self._not_before.get(lb_id, 0) > now):
+                    continue
+                self._inflight.add(lb_id)
+            self._pool.submit(self._job, lb_id, intents)
+
+    def _job(self, lb_id, intents):
+        try:
+            self.process(lb_id, intents)
+        except exceptions.StoreUnavailable as exc:
+            LOG.warning('Load balancer %s on cluster %s: state store '
+                        'unavailable, will retry: %s', lb_id, self.name, exc)
+            self._backoff(lb_id)
+        except Exception:
+            LOG.exception('Load balancer %s on cluster %s: unexpected '
+                          'failure, will retry', lb_id, self.name)
+            self._backoff(lb_id)
+        finally:
+            with self._lock:
+                self._inflight.discard(lb_id)
+
+    def _backoff(self, lb_id):
+        with self._lock:
+            failures = self._failures.get(lb_id, 0) + 1
+            self._failures[lb_id] = failures
+            self._not_before[lb_id] = time.time() + min(
+                _MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+
+    def _forget(self, lb_id):
+        with self._lock:
+            self._failures.pop(lb_id, None)
+            self._not_before.pop(lb_id, None)
+
+    # -- one load balancer ---------------------------------------------------
+
+    def process(self, lb_id, intents):
+        """Bring one load balancer in line with Octavia and report."""
+        record = self.state.get_lb(lb_id)
+        if record is None:
+            LOG.warning('Load balancer %s on cluster %s: no placement '
+                        'record; dropping %s', lb_id, self.name,
+                        _describe(intents))
+            self.state.complete(lb_id, self.name, intents)
+            return
+        try:
+            graph = self.octavia.get_loadbalancer(lb_id)
+        except octavia_mod.OctaviaUnavailable as exc:
+            LOG.warning('Load balancer %s on cluster %s: Octavia '
+                        'unavailable, will retry: %s', lb_id, self.name, exc)
+            self._backoff(lb_id)
+            return
+        now = time.time()
+        if graph is None:
+            self._absent(lb_id, intents, record, now)
+            return
+        ready, dropped = self._committed(lb_id, intents, graph, now)
+        if ready is None:
+            return  # Octavia has not committed yet; look again next scan
+        if dropped and not ready:
+            self.state.complete(lb_id, self.name, dropped,
+                                index=graphs.object_ids(graph))
+            return
+        if any(i['type'] == 'loadbalancer' and i['op'] == 'delete'
+               for i in ready):
+            self._delete(lb_id, ready + dropped, graph, record, now)
+        else:
+            self._apply(lb_id, ready, dropped, graph, record, now)
+
+    def _absent(self, lb_id, intents, record, now):
+        """Octavia does not show the LB: not committed yet, or gone."""
+        young = [i for i in intents if i['type'] == 'loadbalancer'
+                 and i['op'] == 'create'
+                 and now - i['at'] < self.settings.commit_wait_timeout]
+        if young:
+            return
+        LOG.warning('Load balancer %s on cluster %s is not in Octavia '
+                    '(create rolled back, or already deleted); releasing '
+                    'its placement', lb_id, self.name)
+        try:
+            self.backend.delete_loadbalancer(lb_id)
+        except backend_exc.BackendError as exc:
+            LOG.warning('Load balancer %s on cluster %s: cleanup failed, '
+                        'will retry: %s', lb_id, self.name, exc)
+            self._backoff(lb_id)
+            return
+        self.state.complete(lb_id, self.name, intents, release=True,
+                            unindex=self._known_ids(record))
+        self._forget(lb_id)
+
+    def _committed(self, lb_id, intents, graph, now):
+        """Split intents into (ready, dropped); ready is None to wait."""
+        ready, dropped = [], []
+        for intent in intents:
+            if self._is_committed(intent, graph):
+                ready.append(intent)
+                continue
+            if now - intent['at'] < self.settings.commit_wait_timeout:
+                return None, None
+            if intent['op'] in ('create', 'batch'):
+                LOG.warning('Load balancer %s on cluster %s: %s never '
+                            'appeared in Octavia (rolled back); dropping it',
+                            lb_id, self.name, _describe([intent]))
+                dropped.append(intent)
+            else:
+                LOG.warning('Load balancer %s on cluster %s: %s not visible '
+                            'in Octavia after %.0fs; applying what is '
+                            'committed', lb_id, self.name,
+                            _describe([intent]),
+                            self.settings.commit_wait_timeout)
+                ready.append(intent)
+        return ready, dropped
+
+    @staticmethod
+    def _is_committed(intent, graph):
+        op, oid = intent['op'], intent['id']
+        if op == 'create':
+            return graphs.find(graph, oid) is not None
+        if op == 'batch':
+            ids = graphs.object_ids(graph)
+            return all(m in ids for m in intent.get('members', []))
+        if op == 'update':
+            obj = graphs.find(graph, oid)
+            return obj is not None and all(
+                obj.get(k) == v for k, v in intent.get('expect', {}).items())
+        return True
+
+    def _retry_or_fail(self, lb_id, intents, exc, now):
+        """True if a transient failure should be retried later."""
+        oldest = min(i['at'] for i in intents)
+        if (isinstance(exc, backend_exc.BackendUnavailable)
+                and now - oldest < self.settings.apply_retry_timeout):
+            LOG.warning('Load balancer %s on cluster %s: cluster '
+                        'unavailable, will retry %s: %s', lb_id, self.name,
+                        _describe(intents), exc)
+            self._backoff(lb_id)
+            return True
+        LOG.error('Load balancer %s on cluster %s: %s failed: %s', lb_id,
+                  self.name, _describe(intents), exc)
+        return False
+
+    def _apply(self, lb_id, intents, dropped, graph, record, now):
+        gone = statuses.deleting(intents, graph, record)
+        desired = graphs.prune(graph, gone)
+        started = time.monotonic()
+        try:
+            self.backend.apply_loadbalancer(desired)
+            ok = True
+        except Exception as exc:  # noqa: B902 - any failure ends in ERROR
+            if self._retry_or_fail(lb_id, intents, exc, now):
+                return
+            ok = False
+        status = statuses.for_intents(intents, graph, record, ok)
+        if ok:
+            record = dict(record, pools=graphs.pool_members(desired))
+        key = self.state.complete(
+            lb_id, self.name, intents + dropped, status=status,
+            record=record, index=graphs.object_ids(desired if ok else graph),
+            unindex=gone if ok else ())
+        self._forget(lb_id)
+        LOG.info('Load balancer %s on cluster %s: %s %s in %.3fs', lb_id,
+                 self.name, _describe(intents),
+                 'applied' if ok else 'FAILED', time.monotonic() - started)
+        self._deliver(key)
+
+    def _delete(self, lb_id, intents, graph, record, now):
+        try:
+            self.backend.delete_loadbalancer(lb_id)
+            ok = True
+        except Exception as exc:  # noqa: B902 - any failure ends in ERROR
+            if self._retry_or_fail(lb_id, intents, exc, now):
+                return
+            ok = False
+        status = statuses.for_intents(intents, graph, record, ok)
+        if ok:
+            unindex = set(graphs.object_ids(graph)) | self._known_ids(record)
+            for intent in intents:
+                unindex |= set(intent.get('tree', {}))
+            key = self.state.complete(lb_id, self.name, intents,
+                                      status=status, release=True,
+                                      unindex=sorted(unindex))
+            LOG.info('Load balancer %s deleted from cluster %s', lb_id,
+                     self.name)
+        else:
+            key = self.state.complete(lb_id, self.name, intents,
+                                      status=status, record=record)
+        self._forget(lb_id)
+        self._deliver(key)
+
+    @staticmethod
+    def _known_ids(record):
+        ids = {record['id']} | set(record.get('pools', {}))
+        for members in record.get('pools', {}).values():
+            ids |= set(members)
+        return ids
+
+    # -- status outbox -------------------------------------------------------
+
+    def deliver_outbox(self):
+        if time.time() < self._outbox_not_before:
+            return
+        for key, entry in self.state.outbox(self.name):
+            if not self._deliver(key, entry):
+                return
+
+    def _deliver(self, key, entry=None):
+        """Send one outbox entry to Octavia; True if it is done with."""
+        if key is None:
+            return True
+        with self._lock:
+            if key in self._delivering:
+                return True
+            self._delivering.add(key)
+        try:
+            if entry is None:
+                entry = self.state.outbox_entry(key)
+                if entry is None:
+                    return True
+            return self._send(key, entry)
+        finally:
+            with self._lock:
+                self._delivering.discard(key)
+
+    def _send(self, key, entry):
+        try:
+            self.octavia.update_status(entry['status'])
+        except octavia_mod.OctaviaUnavailable as exc:
+            self._outbox_backoff = min(_MAX_BACKOFF,
+                                       max(0.5, self._outbox_backoff * 2))
+            self._outbox_not_before = time.time() + self._outbox_backoff
+            LOG.warning('Cluster %s: status update for load balancer %s '
+                        'not delivered, will retry in %.1fs: %s', self.name,
+                        entry['lb'], self._outbox_backoff, exc)
+            return False
+        except octavia_mod.StatusRejected as exc:
+            tries = self._rejections.get(key, 0) + 1
+            self._rejections[key] = tries
+            if tries < _REJECTED_DELIVERY_ATTEMPTS:
+                LOG.warning('Cluster %s: Octavia refused a status update for '
+                            'load balancer %s (attempt %d): %s', self.name,
+                            entry['lb'], tries, exc)
+                return False
+            LOG.error('Cluster %s: Octavia refused a status update for load '
+                      'balancer %s %d times; dropping it: %s %s', self.name,
+                      entry['lb'], tries, exc, entry['status'])
+        self._outbox_backoff = 0.0
+        self._rejections.pop(key, None)
+        self.state.ack(key)
+        return True
