@@ -1,0 +1,31 @@
+"""Session-wide real fleet (see fleet.py) shared by the functional tests."""
+
+import pytest
+
+from tests.functional import fleet as fleet_mod
+
+
+@pytest.fixture(scope='session')
+def fleet(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp('fleet', numbered=True)
+    started = fleet_mod.Fleet(workdir, {'alpha': 100, 'beta': 100}).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def conn(fleet):
+    return fleet.connection()
+
+
+@pytest.fixture(autouse=True)
+def _no_faults(request):
+    if 'fleet' in request.fixturenames:
+        fleet = request.getfixturevalue('fleet')
+        fleet.set_faults()
+        yield
+        fleet.set_faults()
+    else:
+        yield

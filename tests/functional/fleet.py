@@ -1,0 +1,112 @@
+"""A real fleet for functional tests: etcd, MariaDB, Octavia API + driver agent
+with multilb enabled over FAKE appliance clusters, and an openstacksdk client.
+
+Everything runs on free ports under a private directory and is stopped at the
+end (tools/localstack). Faults are injected into the fake clusters through a
+JSON file (see backends/fake/backend.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import openstack
+
+from tools.localstack import etcd as ls_etcd
+from tools.localstack import mariadb as ls_mariadb
+from tools.localstack import octavia as ls_octavia
+
+VIP_SUBNET = '11111111-2222-3333-4444-555555555555'
+
+
+def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra=''):
+    """The [multilb] and [cluster:*] sections for ``clusters`` {name: max}."""
+    lines = ['[multilb]',
+             'enabled_clusters = %s' % ', '.join(clusters),
+             'store_url = %s?prefix=/multilb/' % store_url,
+             'coordination_url = %s?timeout=5&lock_timeout=6'
+             '&membership_timeout=6' % store_url,
+             'poll_interval = %s' % poll_interval,
+             'commit_wait_timeout = 30',
+             'apply_retry_timeout = 20',
+             'membership_interval = 0.5',
+             '[cluster_defaults]',
+             'fake_fault_file = %s/faults.json' % workdir,
+             'fake_state_dir = %s/appliance' % workdir]
+    for name, limit in clusters.items():
+        lines += ['[cluster:%s]' % name, 'backend = fake',
+                  'max_loadbalancers = %d' % limit]
+    return '\n'.join(lines) + '\n' + extra
+
+
+class Fleet:
+    """Starts and stops the whole stack; offers helpers to tests."""
+
+    def __init__(self, workdir, clusters, api_count=1, extra_conf=''):
+        self.workdir = str(workdir)
+        self.clusters = clusters
+        self.api_count = api_count
+        self.extra_conf = extra_conf
+        self.etcd = self.db = self.octavia = None
+
+    def start(self):
+        try:
+            self.etcd = ls_etcd.EtcdServer(self.workdir).start()
+            self.db = ls_mariadb.MariaDBServer(self.workdir).start()
+            url = self.db.create_database('octavia', 'octavia', 'octavia')
+            conf = multilb_conf(self.workdir, self.etcd.store_url,
+                                self.clusters, extra=self.extra_conf)
+            self.octavia = ls_octavia.OctaviaStack(
+                self.workdir, url, extra_conf=conf,
+                api_count=self.api_count, debug=True).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for service in (self.octavia, self.db, self.etcd):
+            if service is not None:
+                service.stop()
+
+    # -- helpers ---------------------------------------------------------
+
+    def connection(self, index=0):
+        api = self.octavia.api_urls[index]
+        return openstack.connection.Connection(
+            auth_type='none', auth={'endpoint': api},
+            load_balancer_endpoint_override=api)
+
+    def set_faults(self, **faults):
+        path = os.path.join(self.workdir, 'faults.json')
+        with open(path + '.tmp', 'w') as f:
+            json.dump(faults, f)
+        os.replace(path + '.tmp', path)
+
+    def appliance(self, lb_id):
+        """What the fake appliance holds for ``lb_id`` (None if nothing)."""
+        root = os.path.join(self.workdir, 'appliance')
+        for cluster in self.clusters:
+            path = os.path.join(root, cluster, lb_id + '.json')
+            if os.path.exists(path):
+                with open(path) as f:
+                    return cluster, json.load(f)
+        return None
+
+    def agent_log(self):
+        with open(os.path.join(self.octavia.log_dir,
+                               'octavia-driver-agent.log')) as f:
+            return f.read()
+
+
+def wait_for(predicate, timeout=60, interval=0.1, what='condition'):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError('%s not reached in %ss' % (what, timeout))
+        time.sleep(interval)

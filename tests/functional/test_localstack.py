@@ -1,0 +1,304 @@
+"""Functional tests of tools/localstack: real etcd, MariaDB and Octavia.
+
+Needs /usr/bin/etcd, /usr/sbin/mariadbd and a Python with octavia and
+etcd3gw installed (run with that venv's python).  One MariaDB + Octavia
+stack is shared by the module; the last test stops it and checks that
+nothing it started is left running.
+"""
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import types
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from tools.localstack import EtcdServer, MariaDBServer, OctaviaStack
+from tools.localstack.process import (descendants, pid_alive, proc_cmdline,
+                                      proc_stat, processes_mentioning)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+SHARED_NOOP_DB = '/tmp/octavia-network-noop.db'
+SUBNET = '11111111-2222-3333-4444-555555555555'
+
+_missing = [name for name in ('etcd', 'mariadbd')
+            if not shutil.which(name, path='/usr/bin:/usr/sbin')]
+_missing += [mod for mod in ('octavia', 'etcd3gw')
+             if importlib.util.find_spec(mod) is None]
+pytestmark = pytest.mark.skipif(bool(_missing),
+                                reason=f'not installed: {_missing}')
+
+
+def _file_state(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _call(method, url, body=None, project='localstack-test'):
+    """(status, decoded JSON or text) of one API request."""
+    req = urllib.request.Request(
+        url, method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={'Content-Type': 'application/json',
+                 'X-Project-Id': project})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode('utf-8', 'replace')
+
+
+def _create_lb(api_url, **extra):
+    body = {'loadbalancer': dict(name='lb-' + uuid.uuid4().hex[:8],
+                                 vip_subnet_id=SUBNET, **extra)}
+    return _call('POST', api_url + '/v2/lbaas/loadbalancers', body)
+
+
+def _identities(services):
+    return [(s.pid, s.starttime) for s in services]
+
+
+# ---------------------------------------------------------------- etcd
+
+def test_etcd_put_get_restart_keeps_data_and_stop_leaves_nothing(tmp_path):
+    from etcd3gw.client import Etcd3Client
+
+    etcd = EtcdServer(tmp_path)
+    try:
+        etcd.start()
+        assert etcd.client_url == f'http://127.0.0.1:{etcd.port}'
+        assert etcd.store_url == f'etcd3+http://127.0.0.1:{etcd.port}'
+        client = Etcd3Client(host='127.0.0.1', port=etcd.port, timeout=5)
+        assert client.put('/localstack/key', 'value-1')
+        assert client.get('/localstack/key') == [b'value-1']
+        first = (etcd.pid, etcd.service.starttime)
+        port = etcd.port
+
+        etcd.restart()
+        assert etcd.port == port
+        assert etcd.pid != first[0]
+        assert not pid_alive(*first)
+        client = Etcd3Client(host='127.0.0.1', port=etcd.port, timeout=5)
+        assert client.get('/localstack/key') == [b'value-1']
+        assert os.path.isdir(tmp_path / 'etcd' / 'data' / 'member')
+        second = (etcd.pid, etcd.service.starttime)
+    finally:
+        etcd.stop()
+    assert not pid_alive(*second)
+    assert etcd.service.returncode is not None  # reaped, not a zombie
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+# ------------------------------------------------------ MariaDB + Octavia
+
+@pytest.fixture(scope='module')
+def stack(tmp_path_factory):
+    """MariaDB + Octavia with the in-tree no-op provider, started once."""
+    workdir = tmp_path_factory.mktemp('stack')
+    shared_before = _file_state(SHARED_NOOP_DB)
+    with contextlib.ExitStack() as cleanup:
+        db = MariaDBServer(workdir)
+        cleanup.callback(db.stop)
+        db.start()
+        url = db.create_database('octavia', 'octavia', "s3cr'et")
+        octavia = OctaviaStack(workdir, url, provider='noop_driver',
+                               provider_description='in-tree noop',
+                               provider_agents=())
+        cleanup.callback(octavia.stop)
+        t0 = time.monotonic()
+        octavia.start()
+        print(f'octavia stack up in {time.monotonic() - t0:.1f}s')
+        yield types.SimpleNamespace(workdir=workdir, db=db, octavia=octavia,
+                                    shared_before=shared_before)
+
+
+def test_post_loadbalancer_is_pending_create(stack):
+    status, body = _create_lb(stack.octavia.api_url)
+    assert status == 201, body
+    lb = body['loadbalancer']
+    assert lb['provisioning_status'] == 'PENDING_CREATE'
+    assert lb['provider'] == 'noop_driver'
+    status, body = _call(
+        'GET', f'{stack.octavia.api_url}/v2/lbaas/loadbalancers/{lb["id"]}')
+    assert status == 200, body
+    assert body['loadbalancer']['project_id'] == 'localstack-test'
+
+
+def test_providers_lists_only_the_enabled_provider(stack):
+    status, body = _call('GET', stack.octavia.api_url + '/v2/lbaas/providers')
+    assert status == 200, body
+    assert body['providers'] == [{'name': 'noop_driver',
+                                  'description': 'in-tree noop'}]
+
+
+def test_noop_network_db_is_private(stack):
+    assert _create_lb(stack.octavia.api_url)[0] == 201
+    path = stack.octavia.noop_net_db
+    assert path.startswith(str(stack.workdir) + os.sep)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {'interfaces', 'fixed_ips'} <= tables
+    assert _file_state(SHARED_NOOP_DB) == stack.shared_before
+
+
+def test_processes_look_like_the_console_scripts(stack):
+    # sys.argv[0] is <venv>/bin/octavia-api, as oslo logs it at start-up.
+    with open(os.path.join(stack.octavia.log_dir, 'octavia-api-0.log')) as f:
+        log = f.read()
+    venv_bin = os.path.dirname(sys.executable)
+    assert f'{venv_bin}/octavia-api version' in log
+    with open(stack.octavia.conf_path) as f:
+        conf = f.read()
+    assert 'auth_strategy = noauth' in conf
+    assert stack.octavia.database_url in conf
+    for path in stack.octavia.sockets:
+        assert os.path.exists(path)
+
+
+def test_unknown_provider_fails_fast_without_processes(stack, tmp_path):
+    octavia = OctaviaStack(tmp_path, stack.octavia.database_url,
+                           provider='no_such_provider', provider_agents=())
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match='no_such_provider'):
+        octavia.start()
+    assert time.monotonic() - t0 < 30
+    assert octavia.driver_agent is None and octavia.api_services == []
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_two_apis_two_providers_and_driver_agent_restart(stack, tmp_path):
+    url = stack.db.create_database('octavia2', 'octavia2', 'pw')
+    octavia = OctaviaStack(tmp_path, url,
+                           provider='noop_driver,noop_driver-alt',
+                           provider_description='first',
+                           provider_agents=('noop_agent',), api_count=2)
+    try:
+        octavia.start()
+        assert len(set(octavia.api_urls)) == 2
+        for api in octavia.api_urls:
+            status, body = _call('GET', api + '/v2/lbaas/providers')
+            assert [p['name'] for p in body['providers']] == [
+                'noop_driver', 'noop_driver-alt']
+        status, body = _create_lb(octavia.api_urls[1],
+                                  provider='noop_driver-alt')
+        assert status == 201, body
+        assert body['loadbalancer']['provider'] == 'noop_driver-alt'
+        status, body = _create_lb(octavia.api_urls[0])
+        assert body['loadbalancer']['provider'] == 'noop_driver'
+
+        agent = octavia.driver_agent
+        agents = octavia.provider_agent_pids('noop_agent')
+        assert len(agents) == 1
+        assert proc_stat(agents[0])[1] == agent.pid
+        assert proc_cmdline(agents[0]) == (
+            'octavia-driver-agent - provider_agent -- noop_agent')
+        assert octavia.provider_agent_pids('multilb') == []
+        old = [(agent.pid, agent.starttime)] + descendants(agent.pid)
+
+        octavia.restart_driver_agent()
+        assert octavia.driver_agent.pid != agent.pid
+        assert not any(pid_alive(*p) for p in old)
+        new_agents = octavia.provider_agent_pids('noop_agent')
+        assert len(new_agents) == 1 and new_agents != agents
+        assert all(os.path.exists(p) for p in octavia.sockets)
+        services = [octavia.driver_agent] + octavia.api_services
+        live = _identities(services) + descendants(octavia.driver_agent.pid)
+    finally:
+        octavia.stop()
+    assert not any(pid_alive(*p) for p in live)
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_cli_down_skips_a_recorded_pid_that_is_not_ours(tmp_path):
+    # A process that is alive but whose command line does not mention the
+    # workdir (as after PID reuse) must survive `down`.
+    other = subprocess.Popen(['sleep', '60'])
+    try:
+        st = proc_stat(other.pid)
+        (tmp_path / 'stack.json').write_text(json.dumps({'services': [
+            {'name': 'etcd', 'pid': other.pid, 'starttime': st[2],
+             'log_path': None}]}))
+        proc = subprocess.run(
+            [sys.executable, '-m', 'tools.localstack', 'down',
+             '--workdir', str(tmp_path)], cwd=REPO, capture_output=True,
+            text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert 'skipping' in proc.stderr
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_cli_up_and_down(tmp_path):
+    cli = [sys.executable, '-m', 'tools.localstack']
+    workdir = str(tmp_path)
+    state = None
+    try:
+        proc = subprocess.run(
+            cli + ['up', '--workdir', workdir, '--provider', 'noop_driver',
+                   '--provider-agents', 'noop_agent'],
+            cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        state = json.loads(proc.stdout)
+        with open(tmp_path / 'stack.json') as f:
+            assert json.load(f) == state
+        assert [s['name'] for s in state['services']] == [
+            'etcd', 'mariadbd', 'octavia-driver-agent', 'octavia-api-0']
+        # the services outlive the `up` command
+        assert all(pid_alive(s['pid'], s['starttime'])
+                   for s in state['services'])
+        status, body = _create_lb(state['octavia']['api_urls'][0])
+        assert status == 201, body
+        with urllib.request.urlopen(state['etcd']['client_url'] + '/health',
+                                    timeout=5) as resp:
+            assert json.load(resp)['health'] == 'true'
+        agent_pid = state['services'][2]['pid']
+        offspring = descendants(agent_pid)
+        assert any(proc_cmdline(p).endswith('provider_agent -- noop_agent')
+                   for p, _ in offspring)
+
+        proc = subprocess.run(cli + ['down', '--workdir', workdir], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert not os.path.exists(tmp_path / 'stack.json')
+        assert not any(pid_alive(s['pid'], s['starttime'])
+                       for s in state['services'])
+        assert not any(pid_alive(*p) for p in offspring)
+        assert processes_mentioning(workdir) == []
+    finally:
+        if os.path.exists(tmp_path / 'stack.json'):
+            subprocess.run(cli + ['down', '--workdir', workdir], cwd=REPO,
+                           timeout=300)
+        for s in (state or {}).get('services', []):  # last resort
+            if pid_alive(s['pid'], s['starttime']):
+                os.kill(s['pid'], signal.SIGKILL)
+
+
+def test_stop_leaves_no_process(stack):
+    """Keep last: stops the module's stack."""
+    octavia, db = stack.octavia, stack.db
+    services = _identities(octavia.api_services + [octavia.driver_agent,
+                                                   db.service])
+    assert all(pid_alive(*p) for p in services)
+    live = services + descendants(octavia.driver_agent.pid)
+    octavia.stop()
+    db.stop()
+    assert not any(pid_alive(*p) for p in live)
+    assert processes_mentioning(str(stack.workdir)) == []
+    assert _file_state(SHARED_NOOP_DB) == stack.shared_before
