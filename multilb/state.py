@@ -150,7 +150,8 @@ class State:
                 _lb_key(lb_id): _dump(record),
                 _marker_key(cluster, lb_id): ''}
         puts.update(self._index_puts(lb_id, index))
-        puts[self._work_key(cluster, lb_id, intent)] = _dump(intent)
+        work_key = self._work_key(cluster, lb_id, intent)
+        puts[work_key] = _dump(intent)
         return self.kv.commit(
             checks={_count_key(cluster): version, _lb_key(lb_id): None},
             puts=puts)
@@ -158,7 +159,8 @@ class State:
     def add_intent(self, lb_id, cluster, intent, index=None):
         """Record an operation on an existing LB (and index new objects)."""
         puts = self._index_puts(lb_id, index or {})
-        puts[self._work_key(cluster, lb_id, intent)] = _dump(intent)
+        work_key = self._work_key(cluster, lb_id, intent)
+        puts[work_key] = _dump(intent)
         if not self.kv.commit(puts=puts):
             raise RuntimeError('unconditional commit refused')
 
