@@ -87,7 +87,11 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
 
     def __init__(self):
         super().__init__()
-        # Nothing else: Octavia builds one of these per API request.
+        # Octavia builds one of these per API request, and the first one at
+        # octavia-api start-up: validate the cluster configuration then (once
+        # per process, no I/O) so a broken [cluster:*] section is reported
+        # at start-up while the valid clusters keep serving.
+        runtime.get()
 
     # -- helpers -----------------------------------------------------------
 

@@ -7,7 +7,6 @@ pid), never at import time.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 
@@ -19,11 +18,23 @@ from multilb import state as state_mod
 from multilb import store
 
 
-@dataclasses.dataclass
 class Runtime:
-    conf: cfg.ConfigOpts
-    clusters: cluster_conf.ClusterSet
-    state: state_mod.State
+    """Configuration and cluster set now; the state store on first use."""
+
+    def __init__(self, conf):
+        multilb_conf.register_opts(conf)
+        self.conf = conf
+        self.clusters = cluster_conf.load_clusters(conf)
+        self._state = None
+        self._state_lock = threading.Lock()
+
+    @property
+    def state(self) -> state_mod.State:
+        with self._state_lock:
+            if self._state is None:
+                self._state = state_mod.State(store.get_kv_store(
+                    self.conf.multilb.store_url))
+            return self._state
 
 
 _lock = threading.Lock()
@@ -37,13 +48,7 @@ def get(conf=None):
     with _lock:
         found = _cache.get(key)
         if found is None:
-            multilb_conf.register_opts(conf)
-            found = Runtime(
-                conf=conf,
-                clusters=cluster_conf.load_clusters(conf),
-                state=state_mod.State(store.get_kv_store(
-                    conf.multilb.store_url)))
-            _cache[key] = found
+            found = _cache[key] = Runtime(conf)
         return found
 
 
