@@ -116,8 +116,9 @@ class ClusterWorker:
             self._backoff(lb_id)
         except Exception:
             LOG.exception('Load balancer %s on cluster %s: unexpected '
-                          'failure, will retry', lb_id, self.name)
-            self._backoff(lb_id)
+                          'failure', lb_id, self.name)
+            if not self._give_up(lb_id, intents):
+                self._backoff(lb_id)
         finally:
             with self._lock:
                 self._inflight.discard(lb_id)
@@ -128,6 +129,34 @@ class ClusterWorker:
             self._failures[lb_id] = failures
             self._not_before[lb_id] = time.time() + min(
                 _MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+
+    def _give_up(self, lb_id, intents):
+        """Last resort for a failure that keeps happening: report ERROR.
+
+        Past both deadlines, a load balancer whose processing keeps failing
+        for an unexpected reason gets its targets reported ERROR (parents
+        ACTIVE) so that nothing stays PENDING_* for good.
+        """
+        deadline = (self.settings.commit_wait_timeout +
+                    self.settings.apply_retry_timeout)
+        if time.time() - min(i['at'] for i in intents) < deadline:
+            return False
+        status = statuses.StatusBuilder()
+        for intent in intents:
+            if intent['type'] != 'loadbalancer':
+                status.set('loadbalancer', lb_id, statuses.ACTIVE)
+            status.set(intent['type'], intent['id'], statuses.ERROR)
+        LOG.error('Load balancer %s on cluster %s: giving up on %s after '
+                  '%.0fs; reporting ERROR', lb_id, self.name,
+                  _describe(intents), deadline)
+        try:
+            key = self.state.complete(lb_id, self.name, intents,
+                                      status=status.build())
+        except exceptions.StoreUnavailable:
+            return False
+        self._forget(lb_id)
+        self._deliver(key)
+        return True
 
     def _forget(self, lb_id):
         with self._lock:

@@ -86,27 +86,30 @@ def _cluster_opts(opt_list):
     return copies
 
 
-def _read(conf, group, opt_name, section_name):
+def _read(conf, group, opt):
     try:
-        return getattr(conf[group], opt_name)
+        return getattr(conf[group], opt.dest)
     except (cfg.ConfigFileValueError, ValueError) as exc:
-        raise exceptions.ConfigError(
-            '[%s] %s: %s' % (section_name, opt_name, _clean(exc))) from None
+        raise exceptions.ConfigError('[%s] %s: %s; expected %r' % (
+            group, opt.dest, _clean(exc), opt.type)) from None
 
 
 def _clean(exc):
-    text = str(exc)
-    # oslo's message repeats the raw value; keep it short and one line.
-    return ' '.join(text.split())
+    """oslo's message names the file location object; keep the reason."""
+    text = ' '.join(str(exc).split())
+    marker = 'is not valid: '
+    if marker in text:
+        text = 'invalid value (%s)' % text.split(marker, 1)[1]
+    return text
 
 
 def _resolve(conf, name, opt_list):
     group = section(name)
     values = {}
     for opt in opt_list:
-        value = _read(conf, group, opt.dest, group)
+        value = _read(conf, group, opt)
         if value is None:
-            value = _read(conf, DEFAULTS_GROUP, opt.dest, DEFAULTS_GROUP)
+            value = _read(conf, DEFAULTS_GROUP, opt)
         values[opt.dest] = value
     return values
 
@@ -152,7 +155,8 @@ def load_clusters(conf) -> ClusterSet:
         names = []
         errors['*'] = '[multilb] enabled_clusters: %s' % _clean(exc)
     try:
-        _read(conf, DEFAULTS_GROUP, 'max_loadbalancers', DEFAULTS_GROUP)
+        for opt in opts:
+            _read(conf, DEFAULTS_GROUP, opt)
     except exceptions.ConfigError as exc:
         errors['*'] = str(exc)
         names = []

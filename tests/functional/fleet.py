@@ -21,10 +21,16 @@ from tools.localstack import octavia as ls_octavia
 VIP_SUBNET = '11111111-2222-3333-4444-555555555555'
 
 
-def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra=''):
-    """The [multilb] and [cluster:*] sections for ``clusters`` {name: max}."""
+def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
+                 enabled_extra=()):
+    """The [multilb] and [cluster:*] sections for ``clusters`` {name: max}.
+
+    ``enabled_extra`` names more enabled clusters whose sections (if any)
+    come in ``extra``: tests use it for broken ones.
+    """
     lines = ['[multilb]',
-             'enabled_clusters = %s' % ', '.join(clusters),
+             'enabled_clusters = %s' % ', '.join(
+                 list(clusters) + list(enabled_extra)),
              'store_url = %s?prefix=/multilb/' % store_url,
              'coordination_url = %s?timeout=5&lock_timeout=6'
              '&membership_timeout=6' % store_url,
@@ -44,9 +50,11 @@ def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra=''):
 class Fleet:
     """Starts and stops the whole stack; offers helpers to tests."""
 
-    def __init__(self, workdir, clusters, api_count=1, extra_conf=''):
+    def __init__(self, workdir, clusters, api_count=1, extra_conf='',
+                 enabled_extra=()):
         self.workdir = str(workdir)
         self.clusters = clusters
+        self.enabled_extra = enabled_extra
         self.api_count = api_count
         self.extra_conf = extra_conf
         self.etcd = self.db = self.octavia = None
@@ -57,7 +65,8 @@ class Fleet:
             self.db = ls_mariadb.MariaDBServer(self.workdir).start()
             url = self.db.create_database('octavia', 'octavia', 'octavia')
             conf = multilb_conf(self.workdir, self.etcd.store_url,
-                                self.clusters, extra=self.extra_conf)
+                                self.clusters, extra=self.extra_conf,
+                                enabled_extra=self.enabled_extra)
             self.octavia = ls_octavia.OctaviaStack(
                 self.workdir, url, extra_conf=conf,
                 api_count=self.api_count, debug=True).start()
