@@ -22,7 +22,7 @@ VIP_SUBNET = '11111111-2222-3333-4444-555555555555'
 
 
 def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
-                 enabled_extra=()):
+                 enabled_extra=(), coordination_url=None):
     """The [multilb] and [cluster:*] sections for ``clusters`` {name: max}.
 
     ``enabled_extra`` names more enabled clusters whose sections (if any)
@@ -31,9 +31,8 @@ def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
     lines = ['[multilb]',
              'enabled_clusters = %s' % ', '.join(
                  list(clusters) + list(enabled_extra)),
-             'store_url = %s?prefix=/multilb/' % store_url,
-             'coordination_url = %s?timeout=5&lock_timeout=6'
-             '&membership_timeout=6' % store_url,
+             'store_url = %s' % store_url,
+             'coordination_url = %s' % coordination_url,
              'poll_interval = %s' % poll_interval,
              'commit_wait_timeout = 30',
              'apply_retry_timeout = 20',
@@ -51,8 +50,11 @@ class Fleet:
     """Starts and stops the whole stack; offers helpers to tests."""
 
     def __init__(self, workdir, clusters, api_count=1, extra_conf='',
-                 enabled_extra=()):
+                 enabled_extra=(), single_host=False):
+        """:param single_host: use the embedded one-host defaults (sqlite
+        store, file:// coordination) instead of etcd for multilb."""
         self.workdir = str(workdir)
+        self.single_host = single_host
         self.clusters = clusters
         self.enabled_extra = enabled_extra
         self.api_count = api_count
@@ -64,9 +66,17 @@ class Fleet:
             self.etcd = ls_etcd.EtcdServer(self.workdir).start()
             self.db = ls_mariadb.MariaDBServer(self.workdir).start()
             url = self.db.create_database('octavia', 'octavia', 'octavia')
-            conf = multilb_conf(self.workdir, self.etcd.store_url,
-                                self.clusters, extra=self.extra_conf,
-                                enabled_extra=self.enabled_extra)
+            if self.single_host:
+                store_url = 'sqlite:///%s/multilb/state.db' % self.workdir
+                coordination_url = 'file://%s/multilb/locks' % self.workdir
+            else:
+                store_url = self.etcd.store_url + '?prefix=/multilb/'
+                coordination_url = (self.etcd.store_url + '?timeout=5'
+                                    '&lock_timeout=6&membership_timeout=6')
+            conf = multilb_conf(self.workdir, store_url, self.clusters,
+                                extra=self.extra_conf,
+                                enabled_extra=self.enabled_extra,
+                                coordination_url=coordination_url)
             self.octavia = ls_octavia.OctaviaStack(
                 self.workdir, url, extra_conf=conf,
                 api_count=self.api_count, debug=True).start()

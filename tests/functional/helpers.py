@@ -1,0 +1,65 @@
+"""openstacksdk helpers shared by the functional tests."""
+
+from openstack import exceptions as sdk_exc
+
+from tests.functional import fleet as fleet_mod
+
+ACTIVE = 'ACTIVE'
+
+
+def wait_lb(conn, lb_id, status=ACTIVE, wait=60):
+    return conn.load_balancer.wait_for_load_balancer(
+        lb_id, status=status, failures=[], interval=0.1, wait=wait)
+
+
+def make_lb(conn, name='lb', **kwargs):
+    lb = conn.load_balancer.create_load_balancer(
+        name=name, project_id='proj-e2e', vip_subnet_id=fleet_mod.VIP_SUBNET,
+        **kwargs)
+    return wait_lb(conn, lb.id)
+
+
+def listeners_of(conn, lb_id):
+    lbc = conn.load_balancer
+    return [lbc.get_listener(li['id'])
+            for li in lbc.get_load_balancer(lb_id).listeners]
+
+
+def pools_of(conn, lb_id):
+    lbc = conn.load_balancer
+    return [lbc.get_pool(p['id'])
+            for p in lbc.get_load_balancer(lb_id).pools]
+
+
+def api_put(conn, fleet, path, body):
+    response = conn.session.put(
+        '%s/v2/lbaas/%s' % (fleet.octavia.api_url, path), json=body,
+        headers={'X-Project-Id': 'proj-e2e'})
+    assert response.status_code in (200, 202), response.text
+    return response
+
+
+def prov(getter, object_id, *args):
+    return getter(object_id, *args).provisioning_status
+
+
+def gone(getter, *args):
+    try:
+        getter(*args)
+    except sdk_exc.NotFoundException:
+        return True
+    return False
+
+
+FULL_GRAPH = [{
+    'name': 'web', 'protocol': 'HTTP', 'protocol_port': 80,
+    'default_pool': {
+        'name': 'web-pool', 'protocol': 'HTTP',
+        'lb_algorithm': 'ROUND_ROBIN',
+        'members': [{'address': '192.0.2.10', 'protocol_port': 8080},
+                    {'address': '192.0.2.11', 'protocol_port': 8080}],
+        'healthmonitor': {'type': 'HTTP', 'delay': 5, 'timeout': 3,
+                          'max_retries': 3, 'url_path': '/healthz'}},
+    'l7policies': [{'name': 'no-admin', 'action': 'REJECT',
+                    'rules': [{'type': 'PATH', 'compare_type': 'STARTS_WITH',
+                               'value': '/admin'}]}]}]
