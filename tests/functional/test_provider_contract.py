@@ -246,3 +246,35 @@ def test_agent_killed_mid_create_finishes_after_restart(fleet, conn):
     [listener] = listeners_of(conn, lb.id)
     assert listener.provisioning_status == ACTIVE
     assert fleet.appliance(lb.id) is not None
+
+
+def test_surviving_agent_takes_over_the_clusters_of_a_dead_one(fleet, conn):
+    """Two provider agents (two driver agents, as on two Octavia hosts);
+    the first is killed for good; the second serves every cluster."""
+    octavia = fleet.octavia
+    second = octavia.start_extra_driver_agent()
+    try:
+        [second_agent] = octavia.provider_agent_pids('multilb', second)
+        for pid in octavia.provider_agent_pids('multilb'):
+            os.kill(pid, signal.SIGKILL)
+        # Until the dead agent's membership and locks expire (6 s here) its
+        # clusters have no worker; after that every new LB must still work.
+        # Least-loaded placement alternates once the counts are level, so
+        # a few LBs reach every cluster.
+        served = set()
+        for i in range(10):
+            lb = make_lb(conn, 'after-takeover-%d' % i)
+            served.add(fleet.appliance(lb.id)[0])
+            if served == set(fleet.clusters):
+                break
+        assert served == set(fleet.clusters)
+        log = open(os.path.join(
+            octavia.log_dir, 'octavia-driver-agent-1.log')).read()
+        for cluster in fleet.clusters:
+            assert 'Cluster %s is now served by agent' % cluster in log
+        assert octavia.provider_agent_pids('multilb', second) == \
+            [second_agent]
+    finally:
+        octavia.restart_driver_agent()
+        second.stop(timeout=30)
+        octavia.extra_driver_agents.remove(second)

@@ -92,6 +92,7 @@ class OctaviaStack:
         self.api_ports = []
         self.api_services = []
         self.driver_agent = None
+        self.extra_driver_agents = []
 
     # ------------------------------------------------------------ properties
     @property
@@ -259,17 +260,44 @@ network_driver = network_noop_driver
         self.stop_driver_agent()
         self.start_driver_agent()
 
-    def provider_agent_pids(self, name='multilb'):
-        """PIDs of the driver agent's provider-agent children for ``name``.
+    def start_extra_driver_agent(self):
+        """Start one more driver agent with its own sockets, as a second
+        Octavia host would run; returns its Service (stopped by stop())."""
+        index = len(self.extra_driver_agents) + 1
+        name = f'octavia-driver-agent-{index}'
+        run = os.path.join(self.run_dir, f'agent{index}')
+        os.makedirs(run, exist_ok=True)
+        sockets = [os.path.join(run, f'{kind}.sock')
+                   for kind in ('status', 'stats', 'get')]
+        for path in sockets:
+            if os.path.exists(path):
+                os.unlink(path)
+        override = self._write_override(name, (
+            '[driver_agent]\nstatus_socket_path = {}\n'
+            'stats_socket_path = {}\nget_socket_path = {}\n').format(
+                *sockets))
+        service = self._spawn(name, 'driver-agent', override)
+        self.extra_driver_agents.append(service)
+        wait_until(lambda: (
+            all(self._is_socket(p) for p in sockets) and
+            all(self.provider_agent_pids(a, service)
+                for a in self.provider_agents)),
+            self.ready_timeout, name, watch=[service])
+        return service
+
+    def provider_agent_pids(self, name='multilb', driver_agent=None):
+        """PIDs of a driver agent's provider-agent children for ``name``
+        (default: the main driver agent's).
 
         Octavia titles them (setproctitle, so it shows in
         /proc/<pid>/cmdline) ``octavia-driver-agent - provider_agent --
         <name>``.
         """
-        if self.driver_agent is None or not self.driver_agent.alive():
+        agent = driver_agent or self.driver_agent
+        if agent is None or not agent.alive():
             return []
         title = f'provider_agent -- {name}'
-        return sorted(pid for pid, _ in children(self.driver_agent.pid)
+        return sorted(pid for pid, _ in children(agent.pid)
                       if proc_cmdline(pid).endswith(title))
 
     # ------------------------------------------------------------- lifecycle
@@ -316,6 +344,9 @@ network_driver = network_noop_driver
         """Stop the API processes, then the driver agent.  Idempotent."""
         for svc in self.api_services:
             svc.stop(timeout=15)
+        for svc in self.extra_driver_agents:
+            svc.stop(timeout=30)
+        self.extra_driver_agents = []
         self.stop_driver_agent()
 
     def describe(self):
