@@ -8,6 +8,7 @@ and never in the API process.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from octavia_lib.api.drivers import driver_lib
@@ -52,8 +53,16 @@ class OctaviaClient:
     def _lib(self):
         with self._lock:
             if self._library is None:
+                paths = socket_paths()
+                # DriverLibrary() retries for ~2 minutes while a socket file
+                # is missing; fail fast instead and let the caller back off.
+                missing = [p for p in paths.values() if not os.path.exists(p)]
+                if missing:
+                    raise OctaviaUnavailable(
+                        'driver agent socket(s) missing: %s' %
+                        ', '.join(missing))
                 try:
-                    self._library = driver_lib.DriverLibrary(**socket_paths())
+                    self._library = driver_lib.DriverLibrary(**paths)
                 except driver_exc.DriverAgentNotFound as exc:
                     raise OctaviaUnavailable(str(exc)) from None
             return self._library

@@ -25,6 +25,8 @@ from multilb import status as statuses
 LOG = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 30.0
+# Short: once Octavia is back, users should see statuses within seconds.
+_MAX_OUTBOX_BACKOFF = 5.0
 _REJECTED_DELIVERY_ATTEMPTS = 5
 
 
@@ -356,7 +358,7 @@ class ClusterWorker:
         try:
             self.octavia.update_status(entry['status'])
         except octavia_mod.OctaviaUnavailable as exc:
-            self._outbox_backoff = min(_MAX_BACKOFF,
+            self._outbox_backoff = min(_MAX_OUTBOX_BACKOFF,
                                        max(0.5, self._outbox_backoff * 2))
             self._outbox_not_before = time.time() + self._outbox_backoff
             LOG.warning('Cluster %s: status update for load balancer %s '

@@ -278,3 +278,26 @@ def test_surviving_agent_takes_over_the_clusters_of_a_dead_one(fleet, conn):
         octavia.restart_driver_agent()
         second.stop(timeout=30)
         octavia.extra_driver_agents.remove(second)
+
+
+def test_statuses_wait_in_the_outbox_until_octavia_takes_them(fleet, conn):
+    """Octavia's status socket is unreachable: the appliance is configured,
+    the status update waits in multilb's outbox, and is delivered as soon
+    as the socket is back, with no restart of anything."""
+    make_lb(conn, 'before-outage')  # the agent is up and talking to Octavia
+    socket_path = fleet.octavia.status_socket
+    os.rename(socket_path, socket_path + '.away')
+    try:
+        lb = conn.load_balancer.create_load_balancer(
+            name='outboxed', project_id='proj-e2e',
+            vip_subnet_id=fleet_mod.VIP_SUBNET)
+        fleet_mod.wait_for(lambda: fleet.appliance(lb.id), timeout=30,
+                           what='LB applied on the appliance')
+        fleet_mod.wait_for(
+            lambda: 'status update for load balancer %s not delivered' %
+            lb.id in fleet.agent_log(), timeout=30, what='delivery retried')
+        assert conn.load_balancer.get_load_balancer(
+            lb.id).provisioning_status == 'PENDING_CREATE'
+    finally:
+        os.rename(socket_path + '.away', socket_path)
+    assert wait_lb(conn, lb.id).provisioning_status == ACTIVE
