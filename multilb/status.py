@@ -151,8 +151,10 @@ def _loadbalancer(builder, intent, graph, ok):
             builder.set(otype, oid, DELETED)
         builder.set('loadbalancer', lb_id, DELETED)
         return
-    if op == 'create':
-        # Octavia put the whole graph in PENDING_CREATE.
+    if op == 'create' or (op == 'failover' and ok):
+        # Create: Octavia put the whole graph in PENDING_CREATE. Failover:
+        # the whole graph was re-applied, which also heals children left in
+        # ERROR by an earlier failure.
         for otype, oid, obj, _parent in graphs.walk(graph):
             if ok:
                 builder.set(otype, oid, ACTIVE,

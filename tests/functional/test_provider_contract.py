@@ -301,3 +301,23 @@ def test_statuses_wait_in_the_outbox_until_octavia_takes_them(fleet, conn):
     finally:
         os.rename(socket_path + '.away', socket_path)
     assert wait_lb(conn, lb.id).provisioning_status == ACTIVE
+
+
+def test_failover_rebuilds_a_failed_load_balancer(fleet, conn):
+    lbc = conn.load_balancer
+    fleet.set_faults(apply='rejected')
+    lb = lbc.create_load_balancer(name='phoenix', project_id='proj-e2e',
+                                  vip_subnet_id=fleet_mod.VIP_SUBNET,
+                                  listeners=FULL_GRAPH)
+    wait_lb(conn, lb.id, status='ERROR')
+    [listener] = listeners_of(conn, lb.id)
+    assert listener.provisioning_status == 'ERROR'
+    fleet.set_faults()
+    lbc.failover_load_balancer(lb.id)
+    lb = wait_lb(conn, lb.id)
+    assert lb.operating_status == 'ONLINE'
+    [listener] = listeners_of(conn, lb.id)
+    [pool] = pools_of(conn, lb.id)
+    assert listener.provisioning_status == ACTIVE
+    assert pool.provisioning_status == ACTIVE
+    assert fleet.appliance(lb.id) is not None
