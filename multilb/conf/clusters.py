@@ -163,7 +163,8 @@ def load_clusters(conf) -> ClusterSet:
     seen = set()
     for name in names:
         if name in seen:
-            errors[name] = ('[multilb] enabled_clusters lists %r twice' % name)
+            LOG.warning('[multilb] enabled_clusters lists %r twice; the '
+                        'repeat is ignored', name)
             continue
         seen.add(name)
         try:
