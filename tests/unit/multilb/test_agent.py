@@ -1,0 +1,173 @@
+"""The provider agent (multilb/agent.py): who runs which cluster's worker.
+
+Real tooz file:// coordination in tmp_path, real ClusterWorkers (their scan
+threads run), a fake Octavia. Invariant checked throughout: a cluster is
+never driven by two agents at once.
+"""
+
+import threading
+import time
+
+import pytest
+
+from multilb import agent as agent_mod
+from multilb import coordination
+from multilb import driver as driver_mod
+from multilb import exceptions
+from multilb import worker as worker_mod
+from tests.unit import fixtures as fx
+
+CLUSTERS = ['c%d' % n for n in range(6)]
+
+
+@pytest.fixture
+def rt(tmp_path, monkeypatch):
+    runtime = fx.make_runtime(
+        tmp_path, {name: {} for name in CLUSTERS},
+        options={'poll_interval': 0.05, 'membership_interval': 0.1})
+    fx.create_agent_group(runtime.conf.multilb.coordination_url)
+    return fx.use_runtime(monkeypatch, runtime)
+
+
+@pytest.fixture
+def octavia():
+    return fx.FakeOctavia()
+
+
+@pytest.fixture
+def agents(rt, octavia):
+    started = []
+
+    def _start(member_id):
+        agent = agent_mod.Agent(rt, octavia, coordination.Coordinator(
+            rt.conf.multilb.coordination_url, member_id=member_id))
+        agent.start()
+        started.append(agent)
+        return agent
+
+    yield _start
+    for agent in started:
+        agent.stop()
+
+
+def assert_exclusive(*agents):
+    """No cluster has a worker in two agents; workers hold their locks."""
+    seen = set()
+    for agent in agents:
+        names = set(agent.workers)
+        assert not names & seen
+        seen |= names
+        assert agent.coordinator.held() == names
+        for name, worker in agent.workers.items():
+            assert worker.name == name
+    return seen
+
+
+def test_two_agents_split_the_clusters(agents):
+    a, b = agents(b'agent-a'), agents(b'agent-b')
+    a.rebalance()
+    b.rebalance()
+
+    assert assert_exclusive(a, b) == set(CLUSTERS)
+    assert a.workers and b.workers
+
+
+def test_when_an_agent_stops_the_other_takes_its_clusters(agents):
+    a, b = agents(b'agent-a'), agents(b'agent-b')
+    a.rebalance()
+    b.rebalance()
+    held_by_b = set(b.workers)
+
+    b.stop()
+    assert b.workers == {}
+    a.rebalance()
+
+    assert assert_exclusive(a) == set(CLUSTERS)
+    assert held_by_b <= set(a.workers)
+
+
+def test_a_late_agent_waits_until_the_locks_are_given_up(agents):
+    a = agents(b'agent-a')
+    a.rebalance()
+    assert assert_exclusive(a) == set(CLUSTERS)
+
+    b = agents(b'agent-b')
+    b.rebalance()                       # b's share is still locked by a
+    assert b.workers == {}
+    assert_exclusive(a, b)
+
+    a.rebalance()                       # a gives b's share up
+    assert_exclusive(a, b)
+    assert set(a.workers) != set(CLUSTERS)
+    b.rebalance()                       # and b takes it
+
+    assert assert_exclusive(a, b) == set(CLUSTERS)
+    assert b.workers
+
+
+def test_started_workers_apply_pending_work(agents, rt, octavia):
+    a = agents(b'agent-a')
+    a.rebalance()
+    driver = driver_mod.MultiLBProviderDriver()
+    driver.loadbalancer_create(fx.create_lb())
+    octavia.commit(fx.full_lb())
+    cluster = rt.state.get_lb(fx.LB)['cluster']
+
+    deadline = time.monotonic() + 10
+    while ('loadbalancers', fx.LB) not in octavia.provisioning():
+        assert time.monotonic() < deadline, 'the agent never reported'
+        time.sleep(0.02)
+
+    assert octavia.provisioning()[('loadbalancers', fx.LB)] == 'ACTIVE'
+    assert fx.LB in a.workers[cluster].backend.list_loadbalancer_ids()
+
+
+def test_unknown_membership_keeps_the_clusters_held(agents, monkeypatch):
+    a = agents(b'agent-a')
+    a.rebalance()
+
+    def unavailable(names):
+        raise exceptions.StoreUnavailable('etcd down')
+
+    monkeypatch.setattr(a.coordinator, 'owned', unavailable)
+    a.rebalance()
+    assert assert_exclusive(a) == set(CLUSTERS)
+
+
+def test_worker_that_fails_to_start_gives_its_lock_back(agents, rt,
+                                                        monkeypatch):
+    real_start = worker_mod.ClusterWorker.start
+
+    def start(worker):
+        if worker.name == 'c0':
+            raise RuntimeError('appliance session failed')
+        real_start(worker)
+
+    monkeypatch.setattr(worker_mod.ClusterWorker, 'start', start)
+    a = agents(b'agent-a')
+    a.rebalance()
+
+    assert assert_exclusive(a) == set(CLUSTERS) - {'c0'}
+    other = coordination.Coordinator(rt.conf.multilb.coordination_url,
+                                     member_id=b'probe')
+    other.start()
+    try:
+        assert other.acquire('c0')
+    finally:
+        other.stop()
+
+
+def test_run_until_exit_event_then_gives_every_cluster_back(rt):
+    exit_event = threading.Event()
+    exit_event.set()        # octavia-driver-agent is shutting down
+
+    assert agent_mod.run(exit_event) is None
+
+    other = coordination.Coordinator(rt.conf.multilb.coordination_url,
+                                     member_id=b'probe')
+    other.start()
+    try:
+        assert other.members() == {b'probe'}
+        assert all(other.acquire(name) for name in CLUSTERS)
+    finally:
+        other.stop()

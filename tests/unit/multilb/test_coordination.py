@@ -1,0 +1,103 @@
+"""Agent membership and cluster locks (multilb/coordination.py), tooz file://.
+
+Two coordinators in one process stand for two provider agents on one host.
+"""
+
+import pytest
+
+from multilb import coordination
+from multilb import exceptions
+from tests.unit import fixtures as fx
+
+CLUSTERS = {'c%d' % n for n in range(8)}
+
+
+@pytest.fixture
+def url(tmp_path):
+    # A synchronous tooz executor: stopping a coordinator takes no second.
+    url = 'file://%s?executor=sync' % (tmp_path / 'locks')
+    fx.create_agent_group(url)
+    return url
+
+
+@pytest.fixture
+def agents(url):
+    started = []
+
+    def _start(*member_ids):
+        for member_id in member_ids:
+            coordinator = coordination.Coordinator(url, member_id=member_id)
+            coordinator.start()
+            started.append(coordinator)
+        return started[-len(member_ids):]
+
+    yield _start
+    for coordinator in started:
+        coordinator.stop()
+
+
+def test_clusters_are_split_between_live_agents(agents):
+    a, b = agents(b'agent-a', b'agent-b')
+
+    assert a.members() == b.members() == {b'agent-a', b'agent-b'}
+    owned_a, owned_b = a.owned(CLUSTERS), b.owned(CLUSTERS)
+    assert owned_a | owned_b == CLUSTERS
+    assert not owned_a & owned_b
+    assert owned_a and owned_b
+
+
+def test_each_agent_takes_the_locks_of_its_clusters(agents):
+    a, b = agents(b'agent-a', b'agent-b')
+    owned_a, owned_b = a.owned(CLUSTERS), b.owned(CLUSTERS)
+
+    assert all(a.acquire(name) for name in sorted(owned_a))
+    assert all(b.acquire(name) for name in sorted(owned_b))
+    assert a.held() == owned_a and b.held() == owned_b
+    # Nobody gets a lock the other holds, even if its view were stale.
+    assert not any(b.acquire(name) for name in sorted(owned_a))
+    assert b.held() == owned_b
+    # Taking a lock twice is harmless.
+    assert a.acquire(sorted(owned_a)[0])
+
+
+def test_when_an_agent_stops_the_other_owns_everything(agents):
+    a, b = agents(b'agent-a', b'agent-b')
+    owned_a = a.owned(CLUSTERS)
+    for name in owned_a:
+        a.acquire(name)
+
+    a.stop()
+
+    assert b.members() == {b'agent-b'}
+    assert b.owned(CLUSTERS) == CLUSTERS
+    # a released its locks on the way out.
+    assert all(b.acquire(name) for name in sorted(CLUSTERS))
+    assert b.held() == CLUSTERS
+
+
+def test_released_lock_can_be_taken_by_the_other_agent(agents):
+    a, b = agents(b'agent-a', b'agent-b')
+    assert a.acquire('c0')
+    assert not b.acquire('c0')
+    a.release('c0')
+    a.release('c0')                 # releasing twice is harmless
+    assert a.held() == set()
+    assert b.acquire('c0')
+
+
+def test_a_single_agent_owns_every_cluster(agents):
+    [only] = agents(b'agent-solo')
+    assert only.owned(CLUSTERS) == CLUSTERS
+    assert only.owned(set()) == set()
+
+
+def test_generated_member_ids_are_unique_bytes():
+    first, second = (coordination.new_member_id() for _n in range(2))
+    assert isinstance(first, bytes) and first != second
+
+
+def test_unusable_backend_is_store_unavailable(tmp_path):
+    coordinator = coordination.Coordinator('nosuchdriver://%s' % tmp_path)
+    with pytest.raises(exceptions.StoreUnavailable) as err:
+        coordinator.start()
+    assert 'coordination backend unavailable' in str(err.value)

@@ -1,0 +1,5 @@
+"""Fixtures of the scheduler package tests (see tests/unit/fixtures.py)."""
+
+from tests.unit.fixtures import clock  # noqa: F401
+from tests.unit.fixtures import isolated  # noqa: F401
+from tests.unit.fixtures import settings  # noqa: F401
