@@ -14,6 +14,7 @@ import functools
 import logging
 import time
 
+from octavia_lib.api.drivers import data_models
 from octavia_lib.api.drivers import exceptions as lib_exc
 from octavia_lib.api.drivers import provider_base
 
@@ -76,10 +77,34 @@ def _fields(obj):
         if obj is not None else {}
 
 
+def _flat(value):
+    """True for values an update may be compared on after commit."""
+    if value is None or isinstance(value, _SCALARS):
+        return True
+    if isinstance(value, list):
+        return all(isinstance(v, _SCALARS) for v in value)
+    if isinstance(value, dict):
+        return all(v is None or isinstance(v, _SCALARS)
+                   for v in value.values())
+    return False
+
+
 def _expect(new_obj, id_field):
-    """Scalar fields an update sets: the agent waits until they commit."""
-    return {k: v for k, v in _fields(new_obj).items()
-            if k != id_field and isinstance(v, _SCALARS)}
+    """The fields an update sets, as the agent will find them once committed.
+
+    Unset fields are left out; cleared fields (None) are kept. TLS material
+    (every ``*_data`` field) and nested objects are never recorded: the
+    matching ``*_ref`` fields are enough to recognise the commit.
+    """
+    found = {}
+    for key, value in vars(new_obj).items():
+        if (key.startswith('_') or key == id_field or key.endswith('_data')
+                or isinstance(value, data_models.UnsetType)):
+            continue
+        value = graphs.to_plain(value)
+        if _flat(value):
+            found[key] = value
+    return found
 
 
 class MultiLBProviderDriver(provider_base.ProviderDriver):
@@ -331,15 +356,17 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
         lb_id = self._lb_of(rt, pool_id, 'pool')
         record = rt.state.get_lb(lb_id)
         cluster = self._cluster_of(rt, lb_id, record)
-        listed = []
+        listed, expect = [], {}
+        known = record.get('pools', {}).get(pool_id, [])
         for member in members:
             self._check(cluster, 'member', _fields(member))
             listed.append(member.member_id)
-        known = record.get('pools', {}).get(pool_id, [])
+            if member.member_id in known:
+                expect[member.member_id] = _expect(member, 'member_id')
         deleted = sorted(set(known) - set(listed))
         rt.state.add_intent(lb_id, cluster.name, {
             'op': 'batch', 'type': 'pool', 'id': pool_id,
-            'members': listed, 'deleted': deleted})
+            'members': listed, 'deleted': deleted, 'expect': expect})
         LOG.info('Recorded member batch update of pool %s on load balancer '
                  '%s (cluster %s): %d members, %d removed', pool_id, lb_id,
                  cluster.name, len(listed), len(deleted))

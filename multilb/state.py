@@ -26,6 +26,12 @@ import uuid
 LOG = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 50
+_CHUNK = 100   # operations per commit; etcd allows 128 by default
+
+
+def _chunks(items):
+    items = list(items)
+    return [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
 def new_seq():
@@ -179,7 +185,14 @@ class State:
 
     def complete(self, lb_id, cluster, intents, status=None, record=None,
                  index=None, unindex=(), release=False):
-        """Finish intents in one commit.
+        """Finish intents.
+
+        The outcome is one commit: intents removed, outbox entry added, LB
+        record updated or (``release``) removed with its capacity given
+        back. Index entries are written before it and removed after it, in
+        chunks, so that a load balancer of any size fits etcd's limit on
+        operations per transaction; a crash between the steps leaves only
+        extra index entries, which are harmless and rewritten next time.
 
         :param status: an Octavia status dict to put in the outbox, or None.
         :param record: the updated LB record to store (ignored if release).
@@ -188,24 +201,36 @@ class State:
         :param release: forget the LB and give its capacity back.
         :returns: the outbox key, or None.
         """
+        puts = self._index_puts(lb_id, index or {})
+        for chunk in _chunks(sorted(puts)):
+            self._commit({k: puts[k] for k in chunk}, ())
+        outbox_key = self._finish(lb_id, cluster, intents, status, record,
+                                  release)
+        for chunk in _chunks(sorted(_idx_key(o) for o in unindex)):
+            self._commit({}, chunk)
+        return outbox_key
+
+    def _commit(self, puts, deletes):
+        if not self.kv.commit(puts=puts, deletes=deletes):
+            raise RuntimeError('unconditional commit refused')
+
+    def _finish(self, lb_id, cluster, intents, status, record, release):
         for _attempt in range(_CAS_ATTEMPTS):
-            checks, puts = {}, self._index_puts(lb_id, index or {})
-            deletes = [i.key for i in intents] + [_idx_key(o) for o in unindex]
+            checks, puts = {}, {}
+            deletes = [i.key for i in intents]
             outbox_key = None
             if status:
                 outbox_key = _outbox_prefix(cluster) + new_seq()
                 puts[outbox_key] = _dump({'lb': lb_id, 'status': status})
             if release:
                 counter = self.kv.get(_count_key(cluster))
-                if counter is not None:
+                marker = self.kv.get(_marker_key(cluster, lb_id))
+                # No marker: already released (a crash after an earlier
+                # commit), so the counter must not go down twice.
+                if counter is not None and marker is not None:
                     checks[_count_key(cluster)] = counter.version
                     puts[_count_key(cluster)] = str(
                         max(0, int(counter.value) - 1))
-                marker = self.kv.get(_marker_key(cluster, lb_id))
-                if marker is None:
-                    # Already released (a crash after an earlier commit).
-                    checks.pop(_count_key(cluster), None)
-                    puts.pop(_count_key(cluster), None)
                 deletes += [_lb_key(lb_id), _marker_key(cluster, lb_id),
                             _idx_key(lb_id)]
             elif record is not None:

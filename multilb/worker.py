@@ -143,22 +143,54 @@ class ClusterWorker:
                     self.settings.apply_retry_timeout)
         if time.time() - min(i['at'] for i in intents) < deadline:
             return False
-        status = statuses.StatusBuilder()
-        for intent in intents:
-            if intent['type'] != 'loadbalancer':
-                status.set('loadbalancer', lb_id, statuses.ACTIVE)
-            status.set(intent['type'], intent['id'], statuses.ERROR)
         LOG.error('Load balancer %s on cluster %s: giving up on %s after '
                   '%.0fs; reporting ERROR', lb_id, self.name,
                   _describe(intents), deadline)
         try:
+            status = self._failure_status(lb_id, intents)
             key = self.state.complete(lb_id, self.name, intents,
-                                      status=status.build())
+                                      status=status)
         except exceptions.StoreUnavailable:
             return False
         self._forget(lb_id)
         self._deliver(key)
         return True
+
+    def _failure_status(self, lb_id, intents):
+        """ERROR for the targets, ACTIVE for what the API locked above them.
+
+        Uses the committed graph when Octavia answers, else what the intents
+        themselves say (the LB and each target's recorded parent).
+        """
+        record = self.state.get_lb(lb_id) or {'id': lb_id}
+        try:
+            graph = self.octavia.get_loadbalancer(lb_id)
+            if graph is not None:
+                return statuses.for_intents(intents, graph, record, ok=False)
+        except Exception:  # noqa: B902 - this is the last resort path
+            LOG.exception('Load balancer %s on cluster %s: cannot build the '
+                          'failure status from the graph', lb_id, self.name)
+        status = statuses.StatusBuilder()
+        parent_types = {'listener': 'listener', 'l7policy': 'listener',
+                        'l7rule': 'l7policy', 'member': 'pool',
+                        'healthmonitor': 'pool', 'pool': 'listener'}
+        for intent in intents:
+            otype = intent['type']
+            if otype == 'loadbalancer':
+                status.set(otype, intent['id'], statuses.ERROR)
+                continue
+            status.set('loadbalancer', lb_id, statuses.ACTIVE)
+            if intent.get('parent') and otype in parent_types:
+                status.set(parent_types[otype], intent['parent'],
+                           statuses.ACTIVE)
+            if intent['op'] == 'batch':
+                status.set('pool', intent['id'], statuses.ACTIVE)
+                for mid in (intent.get('members', []) +
+                            intent.get('deleted', [])):
+                    status.set('member', mid, statuses.ERROR)
+            else:
+                status.set(otype, intent['id'], statuses.ERROR)
+        return status.build()
 
     def _forget(self, lb_id):
         with self._lock:
@@ -191,8 +223,7 @@ class ClusterWorker:
         if ready is None:
             return  # Octavia has not committed yet; look again next scan
         if dropped and not ready:
-            self.state.complete(lb_id, self.name, dropped,
-                                index=graphs.object_ids(graph))
+            self.state.complete(lb_id, self.name, dropped)
             return
         if any(i['type'] == 'loadbalancer' and i['op'] == 'delete'
                for i in ready):
@@ -244,18 +275,36 @@ class ClusterWorker:
                 ready.append(intent)
         return ready, dropped
 
-    @staticmethod
-    def _is_committed(intent, graph):
+    @classmethod
+    def _is_committed(cls, intent, graph):
         op, oid = intent['op'], intent['id']
         if op == 'create':
             return graphs.find(graph, oid) is not None
         if op == 'batch':
             ids = graphs.object_ids(graph)
-            return all(m in ids for m in intent.get('members', []))
+            return all(m in ids for m in intent.get('members', [])) and all(
+                cls._shows(graphs.find(graph, mid), expect)
+                for mid, expect in intent.get('expect', {}).items())
         if op == 'update':
-            obj = graphs.find(graph, oid)
-            return obj is not None and all(
-                obj.get(k) == v for k, v in intent.get('expect', {}).items())
+            return cls._shows(graphs.find(graph, oid),
+                              intent.get('expect', {}))
+        return True
+
+    @staticmethod
+    def _shows(obj, expect):
+        """True if ``obj`` carries every expected field value."""
+        if obj is None:
+            return False
+        for key, wanted in expect.items():
+            actual = obj.get(key)
+            if isinstance(wanted, list):
+                if sorted(map(str, actual or [])) != sorted(map(str, wanted)):
+                    return False
+            elif isinstance(wanted, dict) and isinstance(actual, dict):
+                if any(actual.get(k) != v for k, v in wanted.items()):
+                    return False
+            elif actual != wanted:
+                return False
         return True
 
     def _retry_or_fail(self, lb_id, intents, exc, now):
@@ -284,12 +333,18 @@ class ClusterWorker:
                 return
             ok = False
         status = statuses.for_intents(intents, graph, record, ok)
+        # Index what Octavia has (objects in ERROR included: the user may
+        # still update or delete them) and forget what was deleted.
+        present = graphs.object_ids(desired if ok else graph)
+        indexed = set(record.get('indexed', []))
+        new_record = dict(record, indexed=sorted(present))
         if ok:
-            record = dict(record, pools=graphs.pool_members(desired))
+            new_record['pools'] = graphs.pool_members(desired)
         key = self.state.complete(
             lb_id, self.name, intents + dropped, status=status,
-            record=record, index=graphs.object_ids(desired if ok else graph),
-            unindex=gone if ok else ())
+            record=new_record,
+            index={o: t for o, t in present.items() if o not in indexed},
+            unindex=sorted(indexed - set(present)) if ok else ())
         self._forget(lb_id)
         LOG.info('Load balancer %s on cluster %s: %s %s in %.3fs', lb_id,
                  self.name, _describe(intents),
@@ -323,6 +378,7 @@ class ClusterWorker:
     @staticmethod
     def _known_ids(record):
         ids = {record['id']} | set(record.get('pools', {}))
+        ids |= set(record.get('indexed', []))
         for members in record.get('pools', {}).values():
             ids |= set(members)
         return ids
@@ -332,11 +388,11 @@ class ClusterWorker:
     def deliver_outbox(self):
         if time.time() < self._outbox_not_before:
             return
-        for key, entry in self.state.outbox(self.name):
-            if not self._deliver(key, entry):
+        for key, _entry in self.state.outbox(self.name):
+            if not self._deliver(key):
                 return
 
-    def _deliver(self, key, entry=None):
+    def _deliver(self, key):
         """Send one outbox entry to Octavia; True if it is done with."""
         if key is None:
             return True
@@ -345,10 +401,11 @@ class ClusterWorker:
                 return True
             self._delivering.add(key)
         try:
+            # Read it again now that we own it: a job thread may have
+            # delivered and acknowledged it since the scan listed it.
+            entry = self.state.outbox_entry(key)
             if entry is None:
-                entry = self.state.outbox_entry(key)
-                if entry is None:
-                    return True
+                return True
             return self._send(key, entry)
         finally:
             with self._lock:

@@ -188,6 +188,15 @@ def test_create_stores_no_tls_secrets(make):
 
 # -- child operations record the right intent ---------------------------------
 
+def MEMBER_FIELDS(member_id, address):
+    """Every field fx.member() sets: additive batches pass full members."""
+    return {'address': address, 'admin_state_up': True, 'backup': False,
+            'monitor_address': None, 'monitor_port': None,
+            'name': member_id, 'pool_id': POOL_WEB, 'project_id': 'proj-1',
+            'protocol_port': 8080, 'subnet_id': None, 'vnic_type': 'normal',
+            'weight': 1}
+
+
 CHILD_OPS = {
     'listener_create': (
         lambda d: d.listener_create(fx.listener('listener-new', 'TCP', 22)),
@@ -281,15 +290,20 @@ CHILD_OPS = {
             dm.Member(member_id=M1, pool_id=POOL_WEB, address='192.0.2.10',
                       protocol_port=8080, weight=3),
             fx.member(M4, POOL_WEB, '192.0.2.12')]),
+        # the matched member's set fields are what the agent waits for
         {'op': 'batch', 'type': 'pool', 'id': POOL_WEB,
-         'members': [M1, M4], 'deleted': [M2]}),
+         'members': [M1, M4], 'deleted': [M2],
+         'expect': {M1: {'address': '192.0.2.10', 'pool_id': POOL_WEB,
+                         'protocol_port': 8080, 'weight': 3}}}),
     'member_batch_update_additive': (
         lambda d: d.member_batch_update(POOL_WEB, [
             fx.member(M1, POOL_WEB, '192.0.2.10'),
             fx.member(M2, POOL_WEB, '192.0.2.11'),
             fx.member(M4, POOL_WEB, '192.0.2.12')]),
         {'op': 'batch', 'type': 'pool', 'id': POOL_WEB,
-         'members': [M1, M2, M4], 'deleted': []}),
+         'members': [M1, M2, M4], 'deleted': [],
+         'expect': {M1: MEMBER_FIELDS(M1, '192.0.2.10'),
+                    M2: MEMBER_FIELDS(M2, '192.0.2.11')}}),
     'loadbalancer_update': (
         lambda d: d.loadbalancer_update(
             fx.full_lb(),
