@@ -15,6 +15,7 @@ nothing is lost.
 from __future__ import annotations
 
 import logging
+import time
 
 from oslo_config import cfg
 
@@ -98,7 +99,14 @@ def run(exit_event):
     agent.start()
     try:
         agent.rebalance()
-        while not exit_event.wait(rt.conf.multilb.membership_interval):
-            agent.rebalance()
+        # NOTE: poll is_set() instead of blocking in exit_event.wait(): a
+        # process killed while waiting on a multiprocessing.Event stays
+        # counted as a sleeper, and the driver agent's exit_event.set() then
+        # waits for it forever, so octavia-driver-agent could not stop after
+        # this agent was SIGKILLed (OOM killer, operator).
+        while not exit_event.is_set():
+            time.sleep(rt.conf.multilb.membership_interval)
+            if not exit_event.is_set():
+                agent.rebalance()
     finally:
         agent.stop()
