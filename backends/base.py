@@ -84,7 +84,7 @@ class ApplianceBackend(abc.ABC):
     SUPPORTED_L7_RULE_TYPES: typing.ClassVar[frozenset] = frozenset()
 
     def __init__(self, cluster):
-        """:param cluster: the validated :class:`multilb.conf.clusters.ClusterConfig`."""
+        """:param cluster: a :class:`multilb.conf.clusters.ClusterConfig`."""
         self.cluster = cluster
 
     # -- class-level: used by the API process, no I/O ----------------------
@@ -182,7 +182,7 @@ class ApplianceBackend(abc.ABC):
         """
 
     def get_statistics(self, loadbalancer_id: str) -> list:
-        """Absolute counters per listener (:class:`backends.types.ListenerStats`).
+        """Absolute counters per listener (ListenerStats).
 
         :raises BackendUnavailable: when the cluster cannot be asked.
         """

@@ -1,6 +1,7 @@
 """The multilb provider agent, run by octavia-driver-agent.
 
-Entry point ``octavia.driver_agent.provider_agents: multilb = multilb.agent:run``.
+Entry point ``multilb = multilb.agent:run`` in the group
+``octavia.driver_agent.provider_agents``.
 octavia-driver-agent forks a process and calls :func:`run` with an
 ``exit_event``; if :func:`run` raises, it is called again a second later.
 

@@ -1,7 +1,7 @@
 """multilb's own exceptions.
 
 MultiLBError
- ├── ConfigError          a [multilb] or [cluster:<name>] option is missing or wrong
+ ├── ConfigError          a [multilb] or [cluster:<name>] option is wrong
  ├── StoreUnavailable     the state store (etcd / sqlite) cannot be reached
  └── NoValidCluster       no enabled cluster can take a new load balancer
 

@@ -1,4 +1,4 @@
-"""The agent's line to Octavia: ``DriverLibrary``, built lazily, once per process.
+"""The agent's line to Octavia: ``DriverLibrary``, built lazily, once.
 
 ``DriverLibrary()`` blocks for about two minutes when the driver agent's
 sockets are missing, so it is only ever built here, in the provider agent,
@@ -19,9 +19,10 @@ from multilb import graph as graphs
 
 LOG = logging.getLogger(__name__)
 
-_SOCKETS = {'status_socket': ('status_socket_path', driver_lib.DEFAULT_STATUS_SOCKET),
-            'stats_socket': ('stats_socket_path', driver_lib.DEFAULT_STATS_SOCKET),
-            'get_socket': ('get_socket_path', driver_lib.DEFAULT_GET_SOCKET)}
+_SOCKETS = {
+    'status_socket': ('status_socket_path', driver_lib.DEFAULT_STATUS_SOCKET),
+    'stats_socket': ('stats_socket_path', driver_lib.DEFAULT_STATS_SOCKET),
+    'get_socket': ('get_socket_path', driver_lib.DEFAULT_GET_SOCKET)}
 
 
 class OctaviaUnavailable(Exception):
@@ -68,7 +69,7 @@ class OctaviaClient:
             return self._library
 
     def get_loadbalancer(self, lb_id):
-        """The committed graph of ``lb_id`` (see :mod:`multilb.graph`), or None."""
+        """The committed graph of ``lb_id`` (:mod:`multilb.graph`) or None."""
         try:
             found = self._lib().get_loadbalancer(lb_id)
         except (driver_exc.DriverError, driver_exc.DriverAgentTimeout,

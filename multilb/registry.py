@@ -1,4 +1,4 @@
-"""Finds appliance backend classes by name (stevedore, group ``multilb.backends``).
+"""Finds appliance backend classes by name (stevedore, ``multilb.backends``).
 
 The only module that imports stevedore for backends. Loading a class never
 contacts an appliance: the API process only reads class attributes

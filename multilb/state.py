@@ -181,7 +181,7 @@ class State:
         intent.setdefault('at', time.time())
         return _work_prefix(cluster, lb_id) + intent['seq']
 
-    # -- agent side ------------------------------------------------------------
+    # -- agent side ---------------------------------------------------------
 
     def complete(self, lb_id, cluster, intents, status=None, record=None,
                  index=None, unindex=(), release=False):

@@ -62,7 +62,7 @@ class ClusterConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ClusterSet:
-    """Every enabled cluster: the valid ones and, by name, why others are not."""
+    """Every enabled cluster: the valid ones, and why the others are not."""
 
     clusters: typing.Mapping[str, ClusterConfig]
     errors: typing.Mapping[str, str]

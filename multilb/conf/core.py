@@ -1,4 +1,4 @@
-"""Options of the ``[multilb]`` group: which clusters, where state lives, agent tuning."""
+"""Options of ``[multilb]``: clusters, where state lives, agent tuning."""
 
 from oslo_config import cfg
 

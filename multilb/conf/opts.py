@@ -1,6 +1,7 @@
-"""Options for oslo-config-generator (entry point ``oslo.config.opts: multilb``).
+"""Options for oslo-config-generator (``oslo.config.opts: multilb``).
 
-Per-cluster sections are documented under the placeholder ``[cluster:example]``;
+Per-cluster sections are documented under the placeholder
+``[cluster:example]``;
 every option there may also be set in ``[cluster_defaults]``.
 """
 

@@ -28,8 +28,9 @@ class KVStore(abc.ABC):
 
     Built once per process by :func:`multilb.store.get_kv_store` (after any
     fork) and shared by all threads of that process: every method is
-    thread-safe. Every method raises :class:`multilb.exceptions.StoreUnavailable`
-    when the engine cannot be reached; no other engine exception escapes.
+    thread-safe. Every method raises
+    :class:`multilb.exceptions.StoreUnavailable` when the engine cannot be
+    reached; no other engine exception escapes.
     """
 
     @abc.abstractmethod
@@ -38,7 +39,7 @@ class KVStore(abc.ABC):
 
     @abc.abstractmethod
     def get_prefix(self, prefix: str) -> list[KeyValue]:
-        """Return every entry whose key starts with ``prefix``, sorted by key."""
+        """Every entry whose key starts with ``prefix``, sorted by key."""
 
     @abc.abstractmethod
     def commit(self, checks: typing.Mapping[str, int | None] = None,
