@@ -53,6 +53,9 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from tests.functional.fleet import VIP_SUBNET, multilb_conf  # noqa: E402
+# The functional tests' full graph: listener HTTP:80, default pool
+# (ROUND_ROBIN, 2 members, HTTP health monitor), a REJECT L7 policy + rule.
+from tests.functional.helpers import FULL_GRAPH  # noqa: E402
 from tools.localstack import (  # noqa: E402
     EtcdServer, MariaDBServer, OctaviaStack)
 
@@ -60,22 +63,6 @@ MULTILB = 'multilb'
 NOOP = 'noop_driver'
 PROJECT = 'proj-bench'
 LB_PATH = '/v2/lbaas/loadbalancers'
-
-# Same graph as tests/functional/test_provider_contract.py::FULL_GRAPH:
-# listener HTTP:80, default pool (ROUND_ROBIN, 2 members, HTTP health
-# monitor), one REJECT L7 policy with a PATH rule.
-FULL_GRAPH = [{
-    'name': 'web', 'protocol': 'HTTP', 'protocol_port': 80,
-    'default_pool': {
-        'name': 'web-pool', 'protocol': 'HTTP',
-        'lb_algorithm': 'ROUND_ROBIN',
-        'members': [{'address': '192.0.2.10', 'protocol_port': 8080},
-                    {'address': '192.0.2.11', 'protocol_port': 8080}],
-        'healthmonitor': {'type': 'HTTP', 'delay': 5, 'timeout': 3,
-                          'max_retries': 3, 'url_path': '/healthz'}},
-    'l7policies': [{'name': 'no-admin', 'action': 'REJECT',
-                    'rules': [{'type': 'PATH', 'compare_type': 'STARTS_WITH',
-                               'value': '/admin'}]}]}]
 
 
 # multilb/worker.py logs, after recording the outcome and before reporting
