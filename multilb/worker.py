@@ -20,14 +20,12 @@ from backends import exceptions as backend_exc
 from multilb import exceptions
 from multilb import graph as graphs
 from multilb import octavia as octavia_mod
+from multilb import outbox as outbox_mod
 from multilb import status as statuses
 
 LOG = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 30.0
-# Short: once Octavia is back, users should see statuses within seconds.
-_MAX_OUTBOX_BACKOFF = 5.0
-_REJECTED_DELIVERY_ATTEMPTS = 5
 
 
 def _describe(intents):
@@ -54,10 +52,7 @@ class ClusterWorker:
         self._inflight = set()
         self._not_before = {}
         self._failures = {}
-        self._delivering = set()
-        self._rejections = {}
-        self._outbox_not_before = 0.0
-        self._outbox_backoff = 0.0
+        self.outbox = outbox_mod.Outbox(cluster.name, state, octavia)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -383,57 +378,8 @@ class ClusterWorker:
             ids |= set(members)
         return ids
 
-    # -- status outbox -------------------------------------------------------
-
     def deliver_outbox(self):
-        if time.time() < self._outbox_not_before:
-            return
-        for key, _entry in self.state.outbox(self.name):
-            if not self._deliver(key):
-                return
+        self.outbox.deliver_all()
 
     def _deliver(self, key):
-        """Send one outbox entry to Octavia; True if it is done with."""
-        if key is None:
-            return True
-        with self._lock:
-            if key in self._delivering:
-                return True
-            self._delivering.add(key)
-        try:
-            # Read it again now that we own it: a job thread may have
-            # delivered and acknowledged it since the scan listed it.
-            entry = self.state.outbox_entry(key)
-            if entry is None:
-                return True
-            return self._send(key, entry)
-        finally:
-            with self._lock:
-                self._delivering.discard(key)
-
-    def _send(self, key, entry):
-        try:
-            self.octavia.update_status(entry['status'])
-        except octavia_mod.OctaviaUnavailable as exc:
-            self._outbox_backoff = min(_MAX_OUTBOX_BACKOFF,
-                                       max(0.5, self._outbox_backoff * 2))
-            self._outbox_not_before = time.time() + self._outbox_backoff
-            LOG.warning('Cluster %s: status update for load balancer %s '
-                        'not delivered, will retry in %.1fs: %s', self.name,
-                        entry['lb'], self._outbox_backoff, exc)
-            return False
-        except octavia_mod.StatusRejected as exc:
-            tries = self._rejections.get(key, 0) + 1
-            self._rejections[key] = tries
-            if tries < _REJECTED_DELIVERY_ATTEMPTS:
-                LOG.warning('Cluster %s: Octavia refused a status update for '
-                            'load balancer %s (attempt %d): %s', self.name,
-                            entry['lb'], tries, exc)
-                return False
-            LOG.error('Cluster %s: Octavia refused a status update for load '
-                      'balancer %s %d times; dropping it: %s %s', self.name,
-                      entry['lb'], tries, exc, entry['status'])
-        self._outbox_backoff = 0.0
-        self._rejections.pop(key, None)
-        self.state.ack(key)
-        return True
+        return self.outbox.deliver(key)

@@ -41,6 +41,7 @@ from multilb import graph as graphs
 from multilb import octavia as octavia_mod
 from multilb import runtime
 from multilb import store
+from multilb import outbox as outbox_mod
 from multilb import worker as worker_mod
 
 # -- ids of the sample load balancer ------------------------------------------
@@ -364,7 +365,7 @@ StatusRejected = octavia_mod.StatusRejected
 
 
 class Clock:
-    """Stands in for the ``time`` module inside :mod:`multilb.worker`."""
+    """Stands in for ``time`` in multilb.worker and multilb.outbox."""
 
     def __init__(self):
         self.offset = 0.0
@@ -464,6 +465,7 @@ def isolated(monkeypatch):
 def clock(monkeypatch):
     fake = Clock()
     monkeypatch.setattr(worker_mod, 'time', fake)
+    monkeypatch.setattr(outbox_mod, 'time', fake)
     return fake
 
 
