@@ -9,7 +9,7 @@
 #          tox -e genconfig  the oslo-config-generator sample must build
 #                            (written under .tox/, the tracked sample is
 #                            left alone; regenerate it with tox -e genconfig)
-#          tox -e py3        pytest tests/unit tests/functional; the
+#          tox -e py3        pytest tests/unit, compliance, functional; the
 #                            functional tests start their own etcd, MariaDB
 #                            and Octavia API + driver agent on free ports.
 #    Arguments go to pytest. Every step runs even if an earlier one failed;
