@@ -65,6 +65,24 @@ _CHECKS = {
     ('l7rule', 'type'): 'SUPPORTED_L7_RULE_TYPES',
 }
 
+
+def needs(object_type, fields):
+    """``{(capability key, value)}`` that one object (or change) requires.
+
+    Keys are ``<object type>.<field>``, as in
+    :meth:`ApplianceBackend.capabilities`.
+    """
+    found = set()
+    for (otype, field) in _CHECKS:
+        value = fields.get(field)
+        if otype == object_type and value is not None:
+            found.add(('%s.%s' % (otype, field), value))
+    persistence = fields.get('session_persistence')
+    if object_type == 'pool' and persistence and persistence.get('type'):
+        found.add(('pool.session_persistence', persistence['type']))
+    return found
+
+
 _LABELS = {
     'protocol': 'protocol', 'lb_algorithm': 'algorithm', 'type': 'type',
     'action': 'action',
@@ -105,6 +123,19 @@ class ApplianceBackend(abc.ABC):
 
         :raises multilb.exceptions.ConfigError: ``'<option>: <problem>'``.
         """
+
+    @classmethod
+    def capabilities(cls) -> dict:
+        """``{'<object type>.<field>': frozenset(values)}`` it serves.
+
+        What the scheduler's capabilities filter compares a request's
+        :func:`needs` with.
+        """
+        found = {'%s.%s' % key: frozenset(getattr(cls, attr))
+                 for key, attr in _CHECKS.items()}
+        found['pool.session_persistence'] = frozenset(
+            cls.SUPPORTED_SESSION_PERSISTENCE)
+        return found
 
     @classmethod
     def check_supported(cls, object_type: str, fields: typing.Mapping) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 
 from octavia_lib.api.drivers import data_models
 from octavia_lib.api.drivers import exceptions as lib_exc
@@ -21,13 +20,11 @@ from octavia_lib.api.drivers import provider_base
 from backends import exceptions as backend_exc
 from multilb import exceptions
 from multilb import graph as graphs
+from multilb import placement
 from multilb import runtime
-from scheduler import cluster_state
-from scheduler import manager as scheduler_manager
 
 LOG = logging.getLogger(__name__)
 
-_PLACEMENT_ATTEMPTS = 20
 _SCALARS = (str, int, float, bool)
 
 
@@ -191,86 +188,28 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
         lb_id = lb['loadbalancer_id']
         if rt.state.get_lb(lb_id) is not None:
             return  # already placed: a retried call
-        request = cluster_state.PlacementRequest(
-            loadbalancer_id=lb_id, project_id=lb.get('project_id') or '',
-            flavor=lb.get('flavor') or {},
-            availability_zone=lb.get('availability_zone') or {})
-        candidates = self._capable_clusters(rt, lb)
-        for _attempt in range(_PLACEMENT_ATTEMPTS):
-            counts = rt.state.cluster_counts()
-            states = [cluster_state.ClusterState(
-                name=c.name, backend=c.backend,
-                max_loadbalancers=c.max_loadbalancers,
-                placed=counts.get(c.name, (0, None))[0]) for c in candidates]
-            try:
-                ordered = scheduler_manager.ClusterScheduler().select(
-                    request, states)
-            except exceptions.NoValidCluster as exc:
-                raise self._no_cluster(rt, lb_id, exc.reasons) from None
-            best = ordered[0]
-            cluster = rt.clusters.clusters[best.name]
-            record = {'id': lb_id, 'cluster': best.name,
-                      'project_id': request.project_id,
-                      'flavor': request.flavor,
-                      'availability_zone': request.availability_zone,
-                      'created_at': time.time(),
-                      'pools': graphs.pool_members(lb)}
-            intent = {'op': 'create', 'type': 'loadbalancer', 'id': lb_id}
-            if rt.state.place_loadbalancer(
-                    record, cluster.max_loadbalancers,
-                    counts.get(best.name, (0, None)), intent,
-                    {lb_id: 'loadbalancer'}):
-                LOG.info('Placed load balancer %s of project %s on cluster '
-                         '%s (%d placed before)', lb_id, request.project_id,
-                         best.name, best.placed)
-                return
-        raise lib_exc.DriverError(
-            user_fault_string='The load balancer service is too busy to '
-                              'place this load balancer; nothing was '
-                              'changed. Please retry.',
-            operator_fault_string='placement of %s lost %d races in a row' %
-                                  (lb_id, _PLACEMENT_ATTEMPTS))
-
-    def _capable_clusters(self, rt, lb):
-        """Clusters whose backend supports every object of the graph."""
-        capable, refusals = [], []
-        for cluster in rt.clusters.clusters.values():
-            try:
-                for otype, _oid, obj, _parent in graphs.walk(lb):
-                    if otype != 'loadbalancer':
-                        self._check(cluster, otype,
-                                    {k: v for k, v in obj.items()
-                                     if v is not None})
-            except lib_exc.UnsupportedOptionError as exc:
-                refusals.append(exc.user_fault_string)
-                continue
-            capable.append(cluster)
-        if not capable and refusals:
-            message = '; '.join(refusals)
-            raise lib_exc.UnsupportedOptionError(
-                user_fault_string='no appliance cluster supports this load '
-                                  'balancer: ' + message,
-                operator_fault_string=message)
-        return capable
-
-    @staticmethod
-    def _no_cluster(rt, lb_id, reasons):
-        broken = ['%s: %s' % (n, e) for n, e in rt.clusters.errors.items()]
-        LOG.error('No cluster can take load balancer %s: %s', lb_id,
-                  '; '.join(reasons + broken) or 'no cluster is enabled')
-        if rt.clusters.clusters:
-            user = ('No appliance cluster has room for a new load balancer '
-                    '(%d of %d clusters full); nothing was created. Please '
-                    'contact your cloud operator.' % (
-                        len(reasons), len(rt.clusters.clusters)))
-        else:
-            user = ('No appliance cluster is in service; nothing was '
-                    'created. Please contact your cloud operator.')
-        return lib_exc.DriverError(
-            user_fault_string=user,
-            operator_fault_string='no cluster for load balancer %s: %s' % (
-                lb_id, '; '.join(reasons + broken) or
-                'no cluster is enabled'))
+        try:
+            rt.placer.place(lb)
+        except exceptions.NoValidCluster as exc:
+            user, operator = placement.no_valid_cluster_message(rt, exc)
+            LOG.error('No cluster can take load balancer %s: %s', lb_id,
+                      operator)
+            if exc.last_filter == 'CapabilitiesFilter':
+                raise lib_exc.UnsupportedOptionError(
+                    user_fault_string='no appliance cluster supports this '
+                                      'load balancer: %s' %
+                                      placement.unsupported_message(exc),
+                    operator_fault_string=operator) from None
+            raise lib_exc.DriverError(
+                user_fault_string=user,
+                operator_fault_string='no cluster for load balancer %s: %s'
+                                      % (lb_id, operator)) from None
+        except RuntimeError as exc:
+            raise lib_exc.DriverError(
+                user_fault_string='The load balancer service is too busy to '
+                                  'place this load balancer; nothing was '
+                                  'changed. Please retry.',
+                operator_fault_string=str(exc)) from None
 
     @_edge
     def loadbalancer_update(self, old_loadbalancer, new_loadbalancer):

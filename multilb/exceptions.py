@@ -26,8 +26,14 @@ class StoreUnavailable(MultiLBError):
 
 
 class NoValidCluster(MultiLBError):
-    """No cluster passed the scheduler for a new load balancer."""
+    """No cluster passed the scheduler for a new load balancer.
 
-    def __init__(self, message, reasons=None):
+    :param reasons: ``[(filter name, cluster name, why), ...]`` for every
+        cluster a filter dropped, in filter order.
+    :param last_filter: name of the filter that removed the last candidates.
+    """
+
+    def __init__(self, message, reasons=None, last_filter=None):
         super().__init__(message)
         self.reasons = reasons or []
+        self.last_filter = last_filter

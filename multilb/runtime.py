@@ -26,6 +26,7 @@ class Runtime:
         self.conf = conf
         self.clusters = cluster_conf.load_clusters(conf)
         self._state = None
+        self._placer = None
         self._state_lock = threading.Lock()
 
     @property
@@ -35,6 +36,15 @@ class Runtime:
                 self._state = state_mod.State(store.get_kv_store(
                     self.conf.multilb.store_url))
             return self._state
+
+    @property
+    def placer(self):
+        """The process's :class:`multilb.placement.Placer` (lazily)."""
+        from multilb import placement  # noqa: circular at import time
+        with self._state_lock:
+            if self._placer is None:
+                self._placer = placement.Placer(self)
+            return self._placer
 
 
 _lock = threading.Lock()

@@ -5,9 +5,15 @@ Key layout (all values JSON)::
     lb/<lb id>                    the placement record of one load balancer
     idx/<object id>               {"lb": <lb id>, "type": <object type>}
     cluster/<name>/count          load balancers placed on the cluster
-    cluster/<name>/lb/<lb id>     placement marker (lists a cluster's LBs)
+    cluster/<name>/admin          operator state: {"draining": bool, ...}
+    cluster/<name>/health         agent's last probe: {"reachable", "at", ...}
+    placement/<cluster>/<lb id>   placement marker (lists a cluster's LBs)
+    project/<project>/<cluster>   that project's load balancers on the cluster
     work/<cluster>/<lb id>/<seq>  one pending operation (an *intent*)
     outbox/<cluster>/<seq>        a status update not yet accepted by Octavia
+
+``cluster/`` holds a few keys per cluster only, so that one prefix read gives
+the scheduler the runtime state of the whole fleet.
 
 Every change that must not be half-done is one :meth:`KVStore.commit`: a
 placement with its capacity reservation, index entries and first intent; an
@@ -56,7 +62,19 @@ def _count_key(cluster):
 
 
 def _marker_key(cluster, lb_id):
-    return 'cluster/%s/lb/%s' % (cluster, lb_id)
+    return 'placement/%s/%s' % (cluster, lb_id)
+
+
+def _project_key(project_id, cluster):
+    return 'project/%s/%s' % (project_id, cluster)
+
+
+def _admin_key(cluster):
+    return 'cluster/%s/admin' % cluster
+
+
+def _health_key(cluster):
+    return 'cluster/%s/health' % cluster
 
 
 def _work_prefix(cluster, lb_id=''):
@@ -102,18 +120,63 @@ class State:
         found = json.loads(entry.value)
         return found['lb'], found['type']
 
-    def cluster_counts(self):
-        """``{cluster: (placed, version)}`` for clusters that hold LBs."""
-        counts = {}
+    def cluster_runtime(self):
+        """``{cluster: {"placed", "version", "admin", "health"}}`` in one read.
+
+        ``version`` is the capacity counter's version for
+        :meth:`place_loadbalancer` (None before the first placement);
+        ``admin`` and ``health`` are {} when never written.
+        """
+        found = {}
         for entry in self.kv.get_prefix('cluster/'):
             parts = entry.key.split('/')
-            if len(parts) == 3 and parts[2] == 'count':
-                counts[parts[1]] = (int(entry.value), entry.version)
-        return counts
+            if len(parts) != 3:
+                continue
+            info = found.setdefault(parts[1], {
+                'placed': 0, 'version': None, 'admin': {}, 'health': {}})
+            if parts[2] == 'count':
+                info['placed'], info['version'] = (int(entry.value),
+                                                   entry.version)
+            elif parts[2] in ('admin', 'health'):
+                info[parts[2]] = json.loads(entry.value)
+        return found
+
+    def cluster_counts(self):
+        """``{cluster: (placed, version)}`` for clusters that hold LBs."""
+        return {name: (info['placed'], info['version'])
+                for name, info in self.cluster_runtime().items()
+                if info['version'] is not None}
+
+    def project_counts(self, project_id):
+        """``{cluster: (placed, version)}`` of one project's LBs."""
+        prefix = 'project/%s/' % project_id
+        return {e.key[len(prefix):]: (int(e.value), e.version)
+                for e in self.kv.get_prefix(prefix)}
 
     def cluster_lb_ids(self, cluster):
-        prefix = 'cluster/%s/lb/' % cluster
+        prefix = 'placement/%s/' % cluster
         return [e.key[len(prefix):] for e in self.kv.get_prefix(prefix)]
+
+    def set_admin(self, cluster, **fields):
+        """Merge operator fields (``draining``, ``reason``, ...) for a cluster.
+
+        Every API worker reads them on its next placement: drain and undrain
+        take effect at once, on every host.
+        """
+        for _attempt in range(_CAS_ATTEMPTS):
+            entry = self.kv.get(_admin_key(cluster))
+            current = json.loads(entry.value) if entry else {}
+            current.update(fields, at=time.time())
+            if self.kv.commit(
+                    checks={_admin_key(cluster):
+                            entry.version if entry else None},
+                    puts={_admin_key(cluster): _dump(current)}):
+                return current
+        raise RuntimeError('cluster %s admin state kept changing' % cluster)
+
+    def set_health(self, cluster, health):
+        """Record the agent's latest view of a cluster (last writer wins)."""
+        self._commit({_health_key(cluster): _dump(health)}, ())
 
     def pending(self, cluster):
         """``{lb_id: [Intent, ...]}`` (oldest first) for one cluster."""
@@ -136,30 +199,36 @@ class State:
 
     # -- API side ------------------------------------------------------------
 
-    def place_loadbalancer(self, record, limit, count, intent, index):
+    def place_loadbalancer(self, record, limit, count, intent, index,
+                           project_count=(0, None)):
         """Reserve a slot on ``record['cluster']`` and record the new LB.
 
-        One commit: capacity counter (compare-and-swap on ``count``), LB
-        record, placement marker, index entries and the create intent.
+        One commit: capacity counter (compare-and-swap on ``count``), the
+        project's counter on that cluster, LB record, placement marker,
+        index entries and the create intent.
 
         :param count: ``(placed, version)`` read by the caller, or
             ``(0, None)`` when the cluster has no counter yet.
+        :param project_count: the same for the project's counter.
         :param limit: the cluster's max_loadbalancers, 0 = unlimited.
-        :returns: True if placed; False if the cluster is full or the counter
+        :returns: True if placed; False if the cluster is full or a counter
             moved (re-read and retry).
         """
         cluster, lb_id = record['cluster'], record['id']
+        project_id = record.get('project_id') or ''
         placed, version = count
         if limit and placed >= limit:
             return False
         puts = {_count_key(cluster): str(placed + 1),
                 _lb_key(lb_id): _dump(record),
-                _marker_key(cluster, lb_id): ''}
+                _marker_key(cluster, lb_id): '',
+                _project_key(project_id, cluster): str(project_count[0] + 1)}
         puts.update(self._index_puts(lb_id, index))
         work_key = self._work_key(cluster, lb_id, intent)
         puts[work_key] = _dump(intent)
         return self.kv.commit(
-            checks={_count_key(cluster): version, _lb_key(lb_id): None},
+            checks={_count_key(cluster): version, _lb_key(lb_id): None,
+                    _project_key(project_id, cluster): project_count[1]},
             puts=puts)
 
     def add_intent(self, lb_id, cluster, intent, index=None):
@@ -223,16 +292,7 @@ class State:
                 outbox_key = _outbox_prefix(cluster) + new_seq()
                 puts[outbox_key] = _dump({'lb': lb_id, 'status': status})
             if release:
-                counter = self.kv.get(_count_key(cluster))
-                marker = self.kv.get(_marker_key(cluster, lb_id))
-                # No marker: already released (a crash after an earlier
-                # commit), so the counter must not go down twice.
-                if counter is not None and marker is not None:
-                    checks[_count_key(cluster)] = counter.version
-                    puts[_count_key(cluster)] = str(
-                        max(0, int(counter.value) - 1))
-                deletes += [_lb_key(lb_id), _marker_key(cluster, lb_id),
-                            _idx_key(lb_id)]
+                self._release(lb_id, cluster, checks, puts, deletes)
             elif record is not None:
                 puts[_lb_key(lb_id)] = _dump(record)
             if self.kv.commit(checks=checks, puts=puts, deletes=deletes):
@@ -240,6 +300,27 @@ class State:
         raise RuntimeError('could not release capacity of load balancer %s '
                            'on cluster %s: counter kept changing' % (
                                lb_id, cluster))
+
+    def _release(self, lb_id, cluster, checks, puts, deletes):
+        """Add the removal of a placement and its counters to a commit."""
+        marker = self.kv.get(_marker_key(cluster, lb_id))
+        record = self.get_lb(lb_id) or {}
+        # No marker: already released (a crash after an earlier commit), so
+        # the counters must not go down twice.
+        if marker is not None:
+            for key in (_count_key(cluster), _project_key(
+                    record.get('project_id') or '', cluster)):
+                counter = self.kv.get(key)
+                if counter is None:
+                    continue
+                checks[key] = counter.version
+                remaining = int(counter.value) - 1
+                if remaining > 0 or key == _count_key(cluster):
+                    puts[key] = str(max(0, remaining))
+                else:
+                    deletes.append(key)
+        deletes += [_lb_key(lb_id), _marker_key(cluster, lb_id),
+                    _idx_key(lb_id)]
 
     def ack(self, outbox_key):
         """Forget a status update Octavia accepted."""

@@ -1,20 +1,42 @@
-"""What the scheduler knows about one cluster at decision time."""
+"""What the scheduler sees: a snapshot of each cluster and the request.
+
+Both are plain frozen values built by :mod:`multilb.placement` from the
+configuration and one read of the state store; filters and weighers never do
+I/O.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 
 @dataclasses.dataclass(frozen=True)
 class ClusterState:
-    """A snapshot of one enabled cluster (configuration plus load)."""
+    """One enabled cluster at decision time."""
 
     name: str
     backend: str
-    max_loadbalancers: int
+    max_loadbalancers: int = 0
     """0 means unlimited."""
     placed: int = 0
-    """Load balancers currently placed (reserved) on the cluster."""
+    """Load balancers placed (reserved) on the cluster."""
+    tags: frozenset = frozenset()
+    projects: frozenset = frozenset()
+    """If not empty, the cluster is dedicated to these projects."""
+    draining: bool = False
+    """An operator drained it (``multilb-manage cluster drain``)."""
+    healthy: typing.Optional[bool] = None
+    """The agent's last probe: True/False, None when unknown or stale."""
+    breaker_open: bool = False
+    recent_errors: int = 0
+    """Failed appliance operations in the agent's recent window."""
+    project_placed: int = 0
+    """Load balancers of the requesting project on this cluster."""
+    capabilities: typing.Mapping[str, frozenset] = dataclasses.field(
+        default_factory=dict)
+    """``{'listener.protocol': frozenset({...}), ...}`` from the backend:
+    keys are ``<object type>.<field>`` (see :mod:`backends.base`)."""
 
     @property
     def free(self):
@@ -30,5 +52,11 @@ class PlacementRequest:
 
     loadbalancer_id: str
     project_id: str
-    flavor: dict = dataclasses.field(default_factory=dict)
-    availability_zone: dict = dataclasses.field(default_factory=dict)
+    flavor: typing.Mapping = dataclasses.field(default_factory=dict)
+    """The flavor metadata (validated by :mod:`multilb.flavors`)."""
+    availability_zone: typing.Mapping = dataclasses.field(
+        default_factory=dict)
+    """The availability-zone profile metadata (validated)."""
+    needs: frozenset = frozenset()
+    """``{(capability key, value), ...}`` the graph uses, e.g.
+    ``('listener.protocol', 'TERMINATED_HTTPS')``."""

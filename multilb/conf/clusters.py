@@ -43,6 +43,15 @@ opts = [
     cfg.StrOpt(
         'description', default='',
         help='Free text shown to operators by multilb-manage.'),
+    cfg.ListOpt(
+        'tags', default=[],
+        help='Labels of this cluster (for example: gold, dc1). Flavors and '
+             'availability zones select clusters by tag (cluster_tags).'),
+    cfg.ListOpt(
+        'projects', default=[],
+        help='If set, the cluster is dedicated to these project ids: no '
+             'other project is placed on it. Related options: '
+             '[multilb_scheduler] confine_dedicated_projects.'),
 ]
 
 
@@ -55,6 +64,8 @@ class ClusterConfig:
     max_loadbalancers: int
     description: str
     backend_class: type = dataclasses.field(repr=False, compare=False)
+    tags: frozenset = frozenset()
+    projects: frozenset = frozenset()
     options: typing.Mapping[str, typing.Any] = dataclasses.field(
         default_factory=dict, repr=False, compare=False)
     """Backend-specific options, resolved against [cluster_defaults]."""
@@ -143,6 +154,8 @@ def _load_one(conf, name):
                          max_loadbalancers=values['max_loadbalancers'],
                          description=values['description'],
                          backend_class=backend_class,
+                         tags=frozenset(values['tags'] or ()),
+                         projects=frozenset(values['projects'] or ()),
                          options=backend_values)
 
 

@@ -46,6 +46,11 @@ opts = [
              'parallel. Each cluster has its own workers, so a slow cluster '
              'never delays another.'),
     cfg.FloatOpt(
+        'health_interval', default=10.0, min=0.5,
+        help='Seconds between two probes of each owned cluster by the agent. '
+             'The scheduler treats a cluster whose last probe is older than '
+             'three intervals as of unknown health.'),
+    cfg.FloatOpt(
         'membership_interval', default=2.0, min=0.1,
         help='Seconds between two checks of the agent group membership '
              '(which agent owns which cluster).'),

@@ -45,8 +45,10 @@ def test_full_and_over_full_clusters_are_left_out():
 def test_all_full_gives_one_reason_per_cluster():
     with pytest.raises(exceptions.NoValidCluster) as err:
         select(state('a', 2, 2), state('b', 5, 7))
-    assert err.value.reasons == ['a: full (2 of 2 load balancers)',
-                                 'b: full (7 of 5 load balancers)']
+    assert err.value.reasons == [
+        ('CapacityFilter', 'a', 'full (2 of 2 load balancers)'),
+        ('CapacityFilter', 'b', 'full (7 of 5 load balancers)')]
+    assert err.value.last_filter == 'CapacityFilter'
     assert 'lb-9' in str(err.value)
 
 

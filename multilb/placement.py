@@ -1,0 +1,144 @@
+"""Placement of a new load balancer: snapshot, schedule, reserve.
+
+Runs in the API request (driver ``loadbalancer_create``). One prefix read
+gives every cluster's load, operator state and health; the scheduler (pure)
+orders the candidates; the reservation is one compare-and-swap commit, and a
+lost race re-reads and decides again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from backends import base as backend_base
+from multilb import graph as graphs
+from scheduler import cluster_state
+from scheduler import manager as scheduler_manager
+
+LOG = logging.getLogger(__name__)
+
+ATTEMPTS = 20
+
+
+def request_for(lb):
+    """The :class:`PlacementRequest` of a create-time graph."""
+    needs = set()
+    for otype, _oid, obj, _parent in graphs.walk(lb):
+        if otype != 'loadbalancer':
+            needs |= backend_base.needs(
+                otype, {k: v for k, v in obj.items() if v is not None})
+    return cluster_state.PlacementRequest(
+        loadbalancer_id=lb['loadbalancer_id'],
+        project_id=lb.get('project_id') or '',
+        flavor=lb.get('flavor') or {},
+        availability_zone=lb.get('availability_zone') or {},
+        needs=frozenset(needs))
+
+
+def snapshot(rt, request, now=None):
+    """``[ClusterState]`` of every valid enabled cluster."""
+    now = time.time() if now is None else now
+    runtime_info = rt.state.cluster_runtime()
+    project = rt.state.project_counts(request.project_id)
+    stale_after = 3 * rt.conf.multilb.health_interval
+    states = []
+    for name, cluster in sorted(rt.clusters.clusters.items()):
+        info = runtime_info.get(name, {})
+        health = info.get('health') or {}
+        healthy = None
+        if health and now - health.get('at', 0) <= stale_after:
+            healthy = bool(health.get('reachable'))
+        states.append(cluster_state.ClusterState(
+            name=name, backend=cluster.backend,
+            max_loadbalancers=cluster.max_loadbalancers,
+            placed=info.get('placed', 0), tags=cluster.tags,
+            projects=cluster.projects,
+            draining=bool((info.get('admin') or {}).get('draining')),
+            healthy=healthy,
+            breaker_open=bool(health.get('breaker_open')),
+            recent_errors=int(health.get('recent_errors', 0)),
+            project_placed=project.get(name, (0, None))[0],
+            capabilities=cluster.backend_class.capabilities()))
+    return states, runtime_info, project
+
+
+class Placer:
+    """Schedules and reserves; one per process (it holds loaded plugins)."""
+
+    def __init__(self, rt):
+        self.rt = rt
+        self.scheduler = scheduler_manager.ClusterScheduler(rt.conf)
+
+    def place(self, lb, record_extra=None):
+        """Place the create-time graph ``lb``; return the chosen cluster name.
+
+        :raises multilb.exceptions.NoValidCluster: nothing can take it.
+        :raises RuntimeError: every attempt lost a race.
+        """
+        request = request_for(lb)
+        lb_id = request.loadbalancer_id
+        for _attempt in range(ATTEMPTS):
+            states, runtime_info, project = snapshot(self.rt, request)
+            ordered = self.scheduler.select(request, states)
+            best = ordered[0]
+            cluster = self.rt.clusters.clusters[best.name]
+            info = runtime_info.get(best.name, {})
+            record = {'id': lb_id, 'cluster': best.name,
+                      'project_id': request.project_id,
+                      'flavor': dict(request.flavor),
+                      'availability_zone': dict(request.availability_zone),
+                      'created_at': time.time(),
+                      'pools': graphs.pool_members(lb)}
+            record.update(record_extra or {})
+            intent = {'op': 'create', 'type': 'loadbalancer', 'id': lb_id}
+            if self.rt.state.place_loadbalancer(
+                    record, cluster.max_loadbalancers,
+                    (info.get('placed', 0), info.get('version')), intent,
+                    {lb_id: 'loadbalancer'},
+                    project_count=project.get(best.name, (0, None))):
+                LOG.info('Placed load balancer %s of project %s on cluster '
+                         '%s (%d placed before)', lb_id, request.project_id,
+                         best.name, best.placed)
+                return best.name
+        raise RuntimeError('placement of %s lost %d races in a row' % (
+            lb_id, ATTEMPTS))
+
+
+# Filter that removed the last candidates -> what the tenant is told.
+_USER_TEXT = {
+    'CapacityFilter': 'No appliance cluster has room for a new load '
+                      'balancer',
+    'FlavorFilter': 'No appliance cluster matches the flavor of this load '
+                    'balancer',
+    'AvailabilityZoneFilter': 'No appliance cluster serves the requested '
+                              'availability zone',
+    'DrainFilter': 'No appliance cluster for this request is in service '
+                   'right now',
+    'HealthFilter': 'No appliance cluster for this request is in service '
+                    'right now',
+    'DedicatedClusterFilter': 'No appliance cluster is available to this '
+                              'project',
+    'TenantShardFilter': 'No appliance cluster is available to this project',
+}
+
+
+def unsupported_message(exc):
+    """What the capabilities filter found missing, for the tenant."""
+    return '; '.join(why for name, _cluster, why in exc.reasons
+                     if name == 'CapabilitiesFilter')
+
+
+def no_valid_cluster_message(rt, exc):
+    """``(user text, operator text)`` for a NoValidCluster."""
+    lines = ['%s: %s: %s' % reason for reason in exc.reasons]
+    lines += ['%s: %s' % (n, e) for n, e in sorted(rt.clusters.errors.items())]
+    operator = '; '.join(lines) or 'no cluster is enabled'
+    if not rt.clusters.clusters:
+        user = 'No appliance cluster is in service'
+    else:
+        user = _USER_TEXT.get(exc.last_filter,
+                              'No appliance cluster can take this load '
+                              'balancer')
+    return (user + '; nothing was created. Please contact your cloud '
+            'operator.'), operator
