@@ -19,6 +19,7 @@ from octavia_lib.api.drivers import provider_base
 
 from backends import exceptions as backend_exc
 from multilb import exceptions
+from multilb import flavors
 from multilb import graph as graphs
 from multilb import placement
 from multilb import runtime
@@ -370,22 +371,25 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
     # -- flavors and availability zones --------------------------------
 
     def get_supported_flavor_metadata(self):
-        return {}
+        return flavors.descriptions(flavors.FLAVOR_SCHEMA)
 
+    @_edge
     def validate_flavor(self, flavor_metadata):
-        self._validate_metadata('flavor', flavor_metadata)
+        self._validate(flavors.validate_flavor, flavor_metadata)
 
     def get_supported_availability_zone_metadata(self):
-        return {}
+        return flavors.descriptions(flavors.AVAILABILITY_ZONE_SCHEMA)
 
+    @_edge
     def validate_availability_zone(self, availability_zone_metadata):
-        self._validate_metadata('availability zone',
-                                availability_zone_metadata)
+        self._validate(flavors.validate_availability_zone,
+                       availability_zone_metadata)
 
     @staticmethod
-    def _validate_metadata(kind, metadata):
-        if metadata:
-            message = ('multilb accepts no %s metadata keys yet; got: %s' % (
-                kind, ', '.join(sorted(map(str, metadata)))))
+    def _validate(check, metadata):
+        try:
+            check(metadata, runtime.get().clusters.clusters)
+        except flavors.InvalidMetadata as exc:
             raise lib_exc.UnsupportedOptionError(
-                user_fault_string=message, operator_fault_string=message)
+                user_fault_string=str(exc),
+                operator_fault_string=str(exc)) from None

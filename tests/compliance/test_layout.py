@@ -25,6 +25,7 @@ HOMES = {
     'etcd3gw': {'multilb/store/etcd.py'},
     'tooz': {'multilb/coordination.py'},
     'stevedore': {'multilb/registry.py'},
+    'jsonschema': {'multilb/flavors.py'},
     'pybreaker': set(),
     # etcd3gw takes a requests.Session: the engine builds it itself so that
     # trust_env=False keeps REQUESTS_CA_BUNDLE from overriding ca_cert.

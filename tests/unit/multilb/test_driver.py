@@ -465,24 +465,66 @@ def test_unexpected_failure_does_not_leak_details_to_the_user(placed):
 # -- flavors, availability zones ---------------------------------------------
 
 
-def test_no_metadata_keys_are_published(make):
-    driver, _rt = make()
-    assert driver.get_supported_flavor_metadata() == {}
-    assert driver.get_supported_availability_zone_metadata() == {}
+FLEET = {'alpha': {'tags': 'gold, ssd'}, 'beta': {'tags': 'silver'}}
 
 
-@pytest.mark.parametrize('method,kind', [
-    ('validate_flavor', 'flavor'),
-    ('validate_availability_zone', 'availability zone')])
-def test_metadata_validation(make, method, kind):
-    driver, _rt = make()
-    assert getattr(driver, method)({}) is None
+def test_every_metadata_key_is_published_with_a_description(make):
+    driver, _rt = make(FLEET)
+    flavor = driver.get_supported_flavor_metadata()
+    assert set(flavor) == {'clusters', 'cluster_tags', 'backend', 'placement',
+                           'shard_size', 'loadbalancer_topology'}
+    assert set(driver.get_supported_availability_zone_metadata()) == {
+        'clusters', 'cluster_tags', 'compute_zone', 'management_network'}
+    assert all(text.strip() for text in flavor.values())
+    assert 'ignored' in flavor['loadbalancer_topology']
+
+
+@pytest.mark.parametrize('method', ['validate_flavor',
+                                    'validate_availability_zone'])
+@pytest.mark.parametrize('metadata', [
+    {}, {'clusters': ['alpha']}, {'cluster_tags': ['gold', 'ssd']},
+    {'clusters': ['alpha', 'beta'], 'cluster_tags': ['silver']}])
+def test_valid_metadata_is_accepted(make, method, metadata):
+    driver, _rt = make(FLEET)
+    assert getattr(driver, method)(metadata) is None
+
+
+def test_amphora_keys_are_accepted_for_generic_tooling(make):
+    driver, _rt = make(FLEET)
+    assert driver.validate_flavor({'loadbalancer_topology': 'SINGLE'}) is None
+    assert driver.validate_availability_zone(
+        {'compute_zone': 'nova', 'management_network': 'net-1'}) is None
+
+
+@pytest.mark.parametrize('metadata,expected', [
+    ({'size': 'large'}, ['unknown flavor metadata key(s): size',
+                         'valid keys: backend, cluster_tags, clusters']),
+    ({'clusters': 'alpha'}, ["'clusters'", 'list of distinct strings']),
+    ({'clusters': ['zeta']}, ['unknown cluster(s) zeta',
+                              'configured clusters: alpha, beta']),
+    ({'cluster_tags': ['platinum']}, ['no cluster has tag(s) platinum',
+                                      'tags in use: gold, silver, ssd']),
+    ({'cluster_tags': ['gold', 'silver']}, ['selects no cluster']),
+    ({'backend': 'f5'}, ["no cluster uses backend 'f5'",
+                         'backends in use: fake']),
+    ({'placement': 'random'}, ["'placement'", 'allowed values: spread, pack']),
+    ({'shard_size': 0}, ["'shard_size'", 'integer >= 1']),
+    (['clusters'], ['must be a JSON object']),
+])
+def test_bad_flavor_is_refused_naming_what_is_valid(make, metadata, expected):
+    driver, _rt = make(FLEET)
     with pytest.raises(lib_exc.UnsupportedOptionError) as err:
-        getattr(driver, method)({'loadbalancer_topology': 'SINGLE',
-                                 'compute_zone': 'az1'})
-    message = err.value.user_fault_string
-    assert kind in message
-    assert 'compute_zone' in message and 'loadbalancer_topology' in message
+        driver.validate_flavor(metadata)
+    for text in expected:
+        assert text in err.value.user_fault_string
+
+
+def test_amphora_flavor_key_is_not_an_availability_zone_key(make):
+    driver, _rt = make(FLEET)
+    with pytest.raises(lib_exc.UnsupportedOptionError) as err:
+        driver.validate_availability_zone({'loadbalancer_topology': 'SINGLE'})
+    assert 'valid keys: cluster_tags, clusters, compute_zone' in \
+        err.value.user_fault_string
 
 
 # -- backend capabilities -----------------------------------------------------
