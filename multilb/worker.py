@@ -26,6 +26,7 @@ from multilb import status as statuses
 LOG = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 30.0
+ERROR_WINDOW = 300.0   # seconds of appliance failures the scheduler weighs
 
 
 def _describe(intents):
@@ -53,6 +54,9 @@ class ClusterWorker:
         self._not_before = {}
         self._failures = {}
         self.outbox = outbox_mod.Outbox(cluster.name, state, octavia)
+        self._next_probe = 0.0
+        self._last_reachable = None
+        self._errors = []
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -88,7 +92,44 @@ class ClusterWorker:
                             self.name, exc)
             except Exception:
                 LOG.exception('Cluster %s: scan failed', self.name)
+            try:
+                self.probe()
+            except exceptions.StoreUnavailable as exc:
+                LOG.warning('Cluster %s: cannot record health: %s',
+                            self.name, exc)
             self._stop.wait(self.settings.poll_interval)
+
+    # -- health ------------------------------------------------------------
+
+    def probe(self, force=False):
+        """Probe the cluster every ``health_interval`` and record it.
+
+        The scheduler reads the record (with the count of appliance failures
+        in the last ``ERROR_WINDOW`` seconds) from the store: a cluster that
+        does not answer gets no new load balancers.
+        """
+        now = time.time()
+        if not force and now < self._next_probe:
+            return
+        self._next_probe = now + self.settings.health_interval
+        health = self.backend.probe()
+        with self._lock:
+            self._errors = [t for t in self._errors
+                            if now - t < ERROR_WINDOW]
+            recent = len(self._errors)
+        if health.reachable != self._last_reachable:
+            log = LOG.info if health.reachable else LOG.warning
+            log('Cluster %s is %s: %s', self.name,
+                'reachable' if health.reachable else 'UNREACHABLE',
+                health.detail)
+            self._last_reachable = health.reachable
+        self.state.set_health(self.name, {
+            'reachable': health.reachable, 'detail': health.detail,
+            'at': now, 'recent_errors': recent})
+
+    def _note_error(self):
+        with self._lock:
+            self._errors.append(time.time())
 
     # -- scanning ----------------------------------------------------------
 
@@ -324,6 +365,7 @@ class ClusterWorker:
             self.backend.apply_loadbalancer(desired)
             ok = True
         except Exception as exc:  # noqa: B902 - any failure ends in ERROR
+            self._note_error()
             if self._retry_or_fail(lb_id, intents, exc, now):
                 return
             ok = False
@@ -351,6 +393,7 @@ class ClusterWorker:
             self.backend.delete_loadbalancer(lb_id)
             ok = True
         except Exception as exc:  # noqa: B902 - any failure ends in ERROR
+            self._note_error()
             if self._retry_or_fail(lb_id, intents, exc, now):
                 return
             ok = False

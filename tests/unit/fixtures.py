@@ -475,7 +475,8 @@ def settings():
     return types.SimpleNamespace(poll_interval=0.01, commit_wait_timeout=60.0,
                                  apply_retry_timeout=300.0,
                                  workers_per_cluster=2,
-                                 membership_interval=0.1)
+                                 membership_interval=0.1,
+                                 health_interval=10.0)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 from octavia_lib.api.drivers import data_models as dm
 
 from multilb import graph as graphs
+from multilb import worker as worker_mod
 from tests.unit import fixtures as fx
 from tests.unit.fixtures import (  # noqa: H301
     HM, L_HTTP, L_TLS, LB, M1, M2, M3, POOL_WEB)
@@ -460,3 +461,41 @@ def test_persistent_unexpected_failure_is_retried_then_reported_error(
 
     assert reported(env) == {L_TLS: ERROR, LB: ACTIVE}
     assert env.pending() == []
+
+
+# -- health ---------------------------------------------------------------
+
+
+def test_probe_records_health_and_recent_failures(env, clock):
+    env.create_active()
+    env.worker.probe(force=True)
+    health = env.state.cluster_runtime()['alpha']['health']
+    assert (health['reachable'], health['recent_errors']) == (True, 0)
+
+    env.faults(apply='rejected', probe='unavailable')
+    env.driver.listener_update(
+        fx.listener(fx.L_HTTP, loadbalancer_id=LB),
+        dm.Listener(listener_id=fx.L_HTTP, name='x'))
+    env.committed()['listeners'][0]['name'] = 'x'
+    env.process()
+    assert reported(env)[fx.L_HTTP] == ERROR
+    clock.advance(11)
+    env.worker.probe()
+    health = env.state.cluster_runtime()['alpha']['health']
+    assert (health['reachable'], health['recent_errors']) == (False, 1)
+    assert 'injected probe fault' in health['detail']
+
+    # Failures age out of the window the scheduler weighs.
+    env.faults()
+    clock.advance(worker_mod.ERROR_WINDOW)
+    env.worker.probe()
+    health = env.state.cluster_runtime()['alpha']['health']
+    assert (health['reachable'], health['recent_errors']) == (True, 0)
+
+
+def test_probe_waits_for_the_interval(env, clock):
+    env.worker.probe(force=True)
+    first = env.state.cluster_runtime()['alpha']['health']['at']
+    clock.advance(5)
+    env.worker.probe()
+    assert env.state.cluster_runtime()['alpha']['health']['at'] == first
