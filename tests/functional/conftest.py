@@ -8,7 +8,10 @@ from tests.functional import fleet as fleet_mod
 @pytest.fixture(scope='session')
 def fleet(tmp_path_factory):
     workdir = tmp_path_factory.mktemp('fleet', numbered=True)
-    started = fleet_mod.Fleet(workdir, {'alpha': 100, 'beta': 100}).start()
+    started = fleet_mod.Fleet(
+        workdir, {'alpha': 100, 'beta': 100},
+        cluster_options={'alpha': {'tags': 'gold, ssd'},
+                         'beta': {'tags': 'silver'}}).start()
     try:
         yield started
     finally:

@@ -22,7 +22,8 @@ VIP_SUBNET = '11111111-2222-3333-4444-555555555555'
 
 
 def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
-                 enabled_extra=(), coordination_url=None):
+                 enabled_extra=(), coordination_url=None,
+                 cluster_options=None):
     """The [multilb] and [cluster:*] sections for ``clusters`` {name: max}.
 
     ``enabled_extra`` names more enabled clusters whose sections (if any)
@@ -43,6 +44,8 @@ def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
     for name, limit in clusters.items():
         lines += ['[cluster:%s]' % name, 'backend = fake',
                   'max_loadbalancers = %d' % limit]
+        lines += ['%s = %s' % item
+                  for item in (cluster_options or {}).get(name, {}).items()]
     return '\n'.join(lines) + '\n' + extra
 
 
@@ -50,11 +53,12 @@ class Fleet:
     """Starts and stops the whole stack; offers helpers to tests."""
 
     def __init__(self, workdir, clusters, api_count=1, extra_conf='',
-                 enabled_extra=(), single_host=False):
+                 enabled_extra=(), single_host=False, cluster_options=None):
         """:param single_host: use the embedded one-host defaults (sqlite
         store, file:// coordination) instead of etcd for multilb."""
         self.workdir = str(workdir)
         self.single_host = single_host
+        self.cluster_options = cluster_options
         self.clusters = clusters
         self.enabled_extra = enabled_extra
         self.api_count = api_count
@@ -76,7 +80,8 @@ class Fleet:
             conf = multilb_conf(self.workdir, store_url, self.clusters,
                                 extra=self.extra_conf,
                                 enabled_extra=self.enabled_extra,
-                                coordination_url=coordination_url)
+                                coordination_url=coordination_url,
+                                cluster_options=self.cluster_options)
             self.octavia = ls_octavia.OctaviaStack(
                 self.workdir, url, extra_conf=conf,
                 api_count=self.api_count, debug=True).start()
