@@ -9,6 +9,7 @@ from oslo_config import cfg
 
 from multilb.conf import clusters
 from multilb.conf import core
+from multilb.conf import scheduler
 
 CONF = cfg.CONF
 
@@ -20,4 +21,5 @@ def register_opts(conf=CONF):
         return
     core.register_opts(conf)
     clusters.register_defaults(conf)
+    scheduler.register_opts(conf)
     _registered.add(id(conf))

@@ -9,6 +9,7 @@ import copy
 
 from multilb.conf import clusters
 from multilb.conf import core
+from multilb.conf import scheduler
 from multilb import registry
 
 
@@ -25,7 +26,7 @@ def _backend_opts():
 
 def list_opts():
     cluster_opts = clusters.opts + _backend_opts()
-    return core.list_opts() + [
+    return core.list_opts() + scheduler.list_opts() + [
         (clusters.DEFAULTS_GROUP, cluster_opts),
         (clusters.SECTION_PREFIX + 'example', cluster_opts),
     ]

@@ -114,7 +114,7 @@ def test_create_keeps_flavor_and_az_metadata(make):
         {'size': 'small'}, {'zone': 'z1'})
 
 
-def test_create_goes_to_least_loaded_cluster_with_room(make):
+def test_create_goes_to_the_cluster_with_most_room(make):
     driver, rt = make({'alpha': {'max_loadbalancers': 2},
                        'beta': {'max_loadbalancers': 3}})
     chosen = []
@@ -122,8 +122,9 @@ def test_create_goes_to_least_loaded_cluster_with_room(make):
         driver.loadbalancer_create(bare_lb('lb-%d' % n))
         chosen.append(rt.state.get_lb('lb-%d' % n)['cluster'])
 
-    # Ties go by name; a full cluster (alpha after two) is skipped.
-    assert chosen == ['alpha', 'beta', 'alpha', 'beta', 'beta']
+    # beta has more free slots; equal free slots are a random pick; a full
+    # cluster is skipped, so the fleet ends up exactly full.
+    assert chosen[0] == 'beta'
     assert placed_count(rt, 'alpha') == 2 and placed_count(rt, 'beta') == 3
 
 
@@ -131,8 +132,9 @@ def test_unlimited_cluster_keeps_taking(make):
     driver, rt = make({'alpha': {'max_loadbalancers': 1}, 'zeta': {}})
     for n in range(4):
         driver.loadbalancer_create(bare_lb('lb-%d' % n))
-    assert placed_count(rt, 'alpha') == 1
-    assert placed_count(rt, 'zeta') == 3
+    # zeta never fills up; alpha takes at most its one slot.
+    assert placed_count(rt, 'zeta') >= 3
+    assert placed_count(rt, 'alpha') + placed_count(rt, 'zeta') == 4
 
 
 def test_all_clusters_full_is_an_error_and_reserves_nothing(make):
@@ -171,10 +173,10 @@ def test_retried_create_is_idempotent(make):
     driver.loadbalancer_create(fx.create_lb())
     driver.loadbalancer_create(fx.create_lb())
 
-    assert rt.state.cluster_counts() == {
-        'alpha': (1, rt.state.cluster_counts()['alpha'][1])}
-    assert intents(rt) == [{'op': 'create', 'type': 'loadbalancer',
-                            'id': LB}]
+    [(cluster, (placed, _version))] = rt.state.cluster_counts().items()
+    assert placed == 1
+    assert intents(rt, cluster) == [{'op': 'create', 'type': 'loadbalancer',
+                                     'id': LB}]
 
 
 def test_create_stores_no_tls_secrets(make):
@@ -591,8 +593,9 @@ def test_create_refused_when_no_cluster_supports_the_graph(make, httponly):
 
 
 def test_create_skips_clusters_that_lack_a_feature(make, httponly):
-    # 'lim' is emptier and first by name, but cannot serve the graph.
-    driver, rt = make({'lim': {'backend': 'httponly'}, 'roomy': {}})
+    # 'lim' has more room (unlimited), but cannot serve the graph.
+    driver, rt = make({'lim': {'backend': 'httponly'},
+                       'roomy': {'max_loadbalancers': 10}})
     driver.loadbalancer_create(bare_lb('lb-other'))  # goes to lim
     driver.loadbalancer_create(fx.create_lb())
     assert rt.state.get_lb('lb-other')['cluster'] == 'lim'
