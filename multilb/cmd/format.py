@@ -1,0 +1,166 @@
+"""Output of ``multilb-manage``: JSON, aligned tables, times, and the text
+views of its commands (:mod:`multilb.cmd.manage` builds the data).
+
+No third-party table library: plain text, columns separated by two spaces,
+every column but the last padded to its widest cell.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+
+def to_json(value):
+    """Stable, machine-readable JSON (sorted keys, one trailing newline)."""
+    return json.dumps(value, indent=2, sort_keys=True) + '\n'
+
+
+def iso(timestamp):
+    """Epoch seconds -> ISO 8601 in UTC (None stays None)."""
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(
+        float(timestamp), datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def age(seconds):
+    """A short human duration: ``4s``, ``12m``, ``3h``, ``2d``."""
+    seconds = max(0, int(seconds))
+    for unit, size in (('d', 86400), ('h', 3600), ('m', 60)):
+        if seconds >= size:
+            return '%d%s' % (seconds // size, unit)
+    return '%ds' % seconds
+
+
+def table(headers, rows):
+    """Aligned plain-text columns with an upper-case header line."""
+    lines = [[str(h).upper() for h in headers]]
+    lines += [['' if cell is None else str(cell) for cell in row]
+              for row in rows]
+    widths = [max(len(line[i]) for line in lines)
+              for i in range(len(headers))]
+    text = []
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths)]
+        text.append('  '.join(cells).rstrip())
+    return '\n'.join(text) + '\n'
+
+
+def fields(pairs):
+    """``label  value`` lines; a list value continues on indented lines."""
+    pairs = list(pairs)
+    width = max(len(label) for label, _value in pairs) if pairs else 0
+    text = []
+    for label, value in pairs:
+        if isinstance(value, (list, tuple)):
+            values = [str(v) for v in value] or ['none']
+        else:
+            values = ['none' if value in (None, '') else str(value)]
+        text.append('%s  %s' % (label.ljust(width), values[0]))
+        text += ['%s  %s' % (' ' * width, v) for v in values[1:]]
+    return '\n'.join(line.rstrip() for line in text) + '\n'
+
+
+def mapping(value):
+    """``{'a': 1}`` -> ``a=1``; empty -> ``none``."""
+    if not value:
+        return 'none'
+    return ', '.join('%s=%s' % (k, json.dumps(v) if not isinstance(v, str)
+                                else v)
+                     for k, v in sorted(value.items()))
+
+
+# -- views of multilb-manage -------------------------------------------------
+
+def state_text(row, reason_format=' (%s)'):
+    """``draining (reason)``, ``active``, ``config-error``..."""
+    if row['state'] == 'draining' and row['admin']['reason']:
+        return 'draining' + reason_format % row['admin']['reason']
+    return row['state']
+
+
+def capacity_text(row):
+    limit = row['max_loadbalancers']
+    return '%d/%s' % (row['placed'], {0: 'unlimited', None: '?'}.get(
+        limit, limit))
+
+
+def health_text(health):
+    if health['status'] == 'unknown':
+        return 'unknown'
+    text = health['status']
+    if health['status'] == 'unreachable' and health['detail']:
+        text += ': %s' % health['detail']
+    if health['age_seconds'] is not None:
+        text += ' (%s ago%s)' % (age(health['age_seconds']),
+                                 ', stale' if health['stale'] else '')
+    return text
+
+
+def clusters_table(rows):
+    text = table(
+        ['name', 'backend', 'state', 'placed/capacity', 'health', 'pending',
+         'outbox'],
+        [[r['name'], r['backend'] or '-', state_text(r), capacity_text(r),
+          health_text(r['health']), r['pending_intents'], r['outbox']]
+         for r in rows])
+    notes = ['  %s: %s' % (r['name'], r['error']) for r in rows
+             if r['error']]
+    if notes:
+        text += '\nclusters left out of placement:\n' + '\n'.join(notes)
+        text += '\n'
+    return text
+
+
+def cluster_text(row):
+    admin = row['admin']
+    pairs = [('name', row['name']), ('backend', row['backend']),
+             ('state', state_text(row))]
+    if row['error']:
+        pairs.append(('error', row['error']))
+    if admin['changed_at']:
+        pairs.append(('draining since' if row['draining'] else
+                      'undrained at', '%s by %s' % (
+                          admin['changed_at'], admin['changed_by'])))
+    pairs += [
+        ('description', row['description']),
+        ('tags', ', '.join(row['tags'])),
+        ('dedicated to', ', '.join(row['projects']) or 'any project'),
+        ('placed/capacity', capacity_text(row)),
+        ('health', health_text(row['health'])),
+        ('pending', '%d operation(s) on %d load balancer(s)' % (
+            row['pending_intents'], row['pending_loadbalancers'])),
+        ('outbox', '%d status update(s) not yet delivered' % row['outbox']),
+    ]
+    text = fields(pairs)
+    lbs = row['loadbalancers']
+    text += '\nload balancers (%d):\n' % len(lbs)
+    if lbs:
+        text += table(['id', 'project', 'created at', 'pending'],
+                      [[lb['id'], lb['project_id'], lb['created_at'],
+                        lb['pending_intents']] for lb in lbs])
+    return text
+
+
+def lb_text(data, cluster):
+    pending = ['%s %s %s (recorded %s)' % (p['op'], p['type'], p['id'],
+                                           p['at'])
+               for p in data['pending']]
+    pools = ['%s: %d member(s)%s' % (pool, len(members), (
+        ' (%s)' % ', '.join(members)) if members else '')
+        for pool, members in sorted(data['pools'].items())]
+    return fields([
+        ('id', data['id']),
+        ('cluster', '%s (%s)' % (data['cluster'],
+                                 state_text(cluster, ': %s'))),
+        ('project', data['project_id']),
+        ('created at', data['created_at']),
+        ('flavor', mapping(data['flavor'])),
+        ('availability zone', mapping(data['availability_zone'])),
+        ('reservation', 'one slot on %s (%s placed)' % (
+            data['cluster'], capacity_text(cluster))),
+        ('pending', pending),
+        ('outbox', '%d status update(s) not yet delivered' % data['outbox']),
+        ('pools', pools),
+    ])

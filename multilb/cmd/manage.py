@@ -1,0 +1,432 @@
+"""``multilb-manage``: the operator's view and control of the cluster fleet.
+
+::
+
+    multilb-manage --config-file /etc/octavia/octavia.conf cluster list
+    multilb-manage ... cluster show NAME
+    multilb-manage ... cluster drain NAME [--reason TEXT]
+    multilb-manage ... cluster undrain NAME
+    multilb-manage ... lb show LOADBALANCER_ID
+
+It reads the configuration files Octavia reads (``[multilb]`` and the
+``[cluster:<name>]`` sections, validated exactly as the driver does, through
+:class:`multilb.runtime.Runtime`) and the same state store (etcd or sqlite).
+Drain and undrain write ``cluster/<name>/admin``, which every API worker
+reads on its next placement: they take effect at once, on every host.
+
+Exit codes: 0 success; 1 the state store cannot be reached (or an
+unexpected failure); 2 a usage or configuration error, or an unknown name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import traceback
+import urllib.parse
+import warnings
+
+from oslo_config import cfg
+
+from multilb.cmd import format as fmt
+from multilb.conf import clusters as cluster_conf
+from multilb import exceptions
+from multilb import runtime
+from multilb import store
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+ADMIN_BY = 'multilb-manage'
+PROG = 'multilb-manage'
+NAME_HELP = 'a cluster name, as in [multilb] enabled_clusters'
+
+
+class CommandError(Exception):
+    """A failure to report in one line, with the exit code to use."""
+
+    def __init__(self, message, code=EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+# -- configuration and state -------------------------------------------------
+
+def load_config(args):
+    """A private ConfigOpts over the files Octavia reads."""
+    cli = []
+    for path in args.config_file:
+        cli += ['--config-file', path]
+    for path in args.config_dir:
+        cli += ['--config-dir', path]
+    conf = cfg.ConfigOpts()
+    try:
+        conf(args=cli, project='octavia', prog='octavia')
+    except cfg.Error as exc:
+        raise CommandError('cannot read the configuration: %s' % exc)
+    if 'multilb' not in conf.list_all_sections():
+        files = list(conf.config_file or ()) + list(args.config_dir)
+        raise CommandError(
+            'no [multilb] section in %s; pass the octavia.conf that '
+            'octavia-api uses with --config-file' % (
+                ', '.join(files) or 'the default configuration files (none '
+                'found: looked for octavia.conf in ~/.octavia, ~, '
+                '/etc/octavia and /etc)'))
+    return conf
+
+
+class Context:
+    """The runtime (configuration + clusters) and its state store."""
+
+    def __init__(self, rt, now=None):
+        self.rt = rt
+        self.now = time.time() if now is None else now
+        self.url = rt.conf.multilb.store_url
+        self.stale_after = 3 * rt.conf.multilb.health_interval
+
+    @property
+    def state(self):
+        _check_sqlite_file(self.url)
+        try:
+            return self.rt.state
+        except exceptions.ConfigError as exc:
+            raise CommandError('[multilb] store_url: %s' % exc) from None
+
+    def configured(self):
+        """Names in [multilb] enabled_clusters (valid or broken), sorted."""
+        return sorted(set(self.rt.clusters.clusters)
+                      | set(self.rt.clusters.errors) - {'*'})
+
+    def no_cluster(self, name, action=''):
+        return 'no cluster %s%s; configured clusters: %s' % (
+            name, action, ', '.join(self.configured()) or 'none')
+
+
+def _check_sqlite_file(url):
+    """Never create a sqlite store: it would belong to the wrong user."""
+    try:
+        parts = store.split_url(url)
+    except exceptions.ConfigError as exc:
+        raise CommandError('[multilb] store_url: %s' % exc) from None
+    path = urllib.parse.unquote(parts.path)[1:]
+    if parts.scheme == 'sqlite' and path and not os.path.exists(path):
+        raise exceptions.StoreUnavailable(
+            'the file %s does not exist; store_url must name the file that '
+            'octavia-api and the driver agent use' % os.path.abspath(path))
+
+
+def open_runtime(conf):
+    rt = runtime.Runtime(conf)
+    if '*' in rt.clusters.errors:
+        raise CommandError('configuration error: %s' % rt.clusters.errors['*'])
+    return rt
+
+
+# -- what is shown -----------------------------------------------------------
+
+def _raw_backend(conf, name):
+    """The backend a broken section names, if it can be read at all."""
+    for group in (cluster_conf.section(name), cluster_conf.DEFAULTS_GROUP):
+        try:
+            value = conf[group].backend
+        except (cfg.Error, AttributeError, KeyError, ValueError):
+            return None
+        if value:
+            return value
+    return None
+
+
+def _health(ctx, health):
+    found = {'status': 'unknown', 'detail': None, 'at': None,
+             'age_seconds': None, 'stale': None, 'breaker_open': None,
+             'recent_errors': None}
+    if not health:
+        return found
+    at = health.get('at')
+    age = round(max(0.0, ctx.now - at), 1) if at else None
+    found.update(
+        status='ok' if health.get('reachable') else 'unreachable',
+        detail=health.get('detail') or health.get('error') or None,
+        at=fmt.iso(at), age_seconds=age,
+        stale=age is None or age > ctx.stale_after,
+        breaker_open=bool(health.get('breaker_open')),
+        recent_errors=int(health.get('recent_errors') or 0))
+    return found
+
+
+def summary(ctx, name, info):
+    """One cluster as ``cluster list`` shows it (stable keys)."""
+    rt = ctx.rt
+    cluster = rt.clusters.clusters.get(name)
+    error = rt.clusters.errors.get(name)
+    admin = info.get('admin') or {}
+    draining = bool(admin.get('draining'))
+    placed = int(info.get('placed') or 0)
+    if error:
+        state = 'config-error'
+    elif cluster is None:
+        state = 'not-configured'
+        error = ('not in [multilb] enabled_clusters; its %d load '
+                 'balancer(s) cannot be updated or deleted' % placed)
+    else:
+        state = 'draining' if draining else 'active'
+    pending = ctx.state.pending(name)
+    return {
+        'name': name,
+        'backend': cluster.backend if cluster else _raw_backend(rt.conf,
+                                                                name),
+        'state': state,
+        'error': error,
+        'draining': draining,
+        'admin': {'draining': draining,
+                  'reason': admin.get('reason') or None,
+                  'changed_by': admin.get('by'),
+                  'changed_at': fmt.iso(admin.get('at'))},
+        'placed': placed,
+        'max_loadbalancers': cluster.max_loadbalancers if cluster else None,
+        'health': _health(ctx, info.get('health')),
+        'pending_intents': sum(len(i) for i in pending.values()),
+        'pending_loadbalancers': len(pending),
+        'outbox': len(ctx.state.outbox(name)),
+    }
+
+
+# -- commands ----------------------------------------------------------------
+
+def cluster_list(ctx, args):
+    runtime_info = ctx.state.cluster_runtime()
+    rows = [summary(ctx, name, runtime_info.get(name, {}))
+            for name in ctx.configured()]
+    for name in sorted(set(runtime_info) - set(ctx.configured())):
+        row = summary(ctx, name, runtime_info[name])
+        # A counter back at 0 is all a removed cluster leaves behind.
+        if row['placed'] or row['pending_intents'] or row['outbox']:
+            rows.append(row)
+    return rows, fmt.clusters_table(rows)
+
+
+def cluster_show(ctx, args):
+    name = args.name
+    runtime_info = ctx.state.cluster_runtime()
+    if name not in ctx.configured() and name not in runtime_info:
+        raise CommandError(ctx.no_cluster(name))
+    row = summary(ctx, name, runtime_info.get(name, {}))
+    cluster = ctx.rt.clusters.clusters.get(name)
+    row.update(description=cluster.description if cluster else None,
+               tags=sorted(cluster.tags) if cluster else [],
+               projects=sorted(cluster.projects) if cluster else [])
+    pending = ctx.state.pending(name)
+    lbs = []
+    for lb_id in sorted(ctx.state.cluster_lb_ids(name)):
+        record = ctx.state.get_lb(lb_id) or {}
+        lbs.append({'id': lb_id, 'project_id': record.get('project_id'),
+                    'created_at': fmt.iso(record.get('created_at')),
+                    'pending_intents': len(pending.get(lb_id, ()))})
+    row['loadbalancers'] = lbs
+    return row, fmt.cluster_text(row)
+
+
+def cluster_set_draining(ctx, args):
+    name, draining = args.name, args.action == 'drain'
+    if name not in ctx.configured():
+        raise CommandError(ctx.no_cluster(
+            name, ' in [multilb] enabled_clusters'))
+    admin = ctx.state.cluster_runtime().get(name, {}).get('admin') or {}
+    was = bool(admin.get('draining'))
+    reason = getattr(args, 'reason', None)
+    if was != draining:
+        ctx.state.set_admin(name, draining=draining,
+                            reason=reason if draining else None,
+                            by=ADMIN_BY)
+    elif draining and reason is not None and reason != admin.get('reason'):
+        ctx.state.set_admin(name, reason=reason, by=ADMIN_BY)
+    row = summary(ctx, name, ctx.state.cluster_runtime().get(name, {}))
+    row['changed'] = was != draining
+    if not row['changed']:
+        message = 'cluster %s was already %s; nothing changed' % (
+            name, 'draining' if draining else 'in service (not draining)')
+        if draining and reason is not None and reason != admin.get('reason'):
+            message = ('cluster %s was already draining; reason updated'
+                       % name)
+    elif draining:
+        message = ('cluster %s is now draining: no new load balancer will '
+                   'be placed on it; its %d load balancer(s) stay fully '
+                   'manageable' % (name, row['placed']))
+    else:
+        message = ('cluster %s is back in service: new load balancers may '
+                   'be placed on it' % name)
+    return row, message + '\n\n' + fmt.clusters_table([row])
+
+
+def lb_show(ctx, args):
+    lb_id = args.id
+    record = ctx.state.get_lb(lb_id)
+    if record is None:
+        found = ctx.state.lookup(lb_id)
+        hint = ''
+        if found and found[1] != 'loadbalancer':
+            hint = ' (%s is a %s of load balancer %s)' % (
+                lb_id, found[1], found[0])
+        raise CommandError('no load balancer %s in the multilb state '
+                           'store%s' % (lb_id, hint))
+    name = record.get('cluster')
+    runtime_info = ctx.state.cluster_runtime()
+    cluster = summary(ctx, name, runtime_info.get(name, {}))
+    intents = ctx.state.pending(name).get(lb_id, [])
+    data = {
+        'id': lb_id,
+        'cluster': name,
+        'cluster_state': cluster['state'],
+        'project_id': record.get('project_id'),
+        'created_at': fmt.iso(record.get('created_at')),
+        'flavor': record.get('flavor') or {},
+        'availability_zone': record.get('availability_zone') or {},
+        'reservation': {'cluster': name, 'placed': cluster['placed'],
+                        'max_loadbalancers': cluster['max_loadbalancers']},
+        'pending': [{'op': i.get('op'), 'type': i.get('type'),
+                     'id': i.get('id'), 'at': fmt.iso(i.get('at'))}
+                    for i in intents],
+        'outbox': sum(1 for _key, entry in ctx.state.outbox(name)
+                      if entry.get('lb') == lb_id),
+        'pools': {pool: sorted(members) for pool, members in
+                  (record.get('pools') or {}).items()},
+    }
+    return data, fmt.lb_text(data, cluster)
+
+
+# -- command line ------------------------------------------------------------
+
+def _add_format(parser):
+    parser.add_argument(
+        '--format', '-f', choices=('table', 'json'), default='table',
+        help='output format (default: table); json has stable keys')
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG, description='Show and control the appliance clusters of '
+        'the multilb Octavia provider.',
+        epilog='Exit codes: 0 success, 1 state store unreachable or '
+        'unexpected failure, 2 usage or configuration error, unknown name.')
+    parser.add_argument(
+        '--config-file', action='append', default=[], metavar='PATH',
+        help='an Octavia configuration file holding [multilb] and the '
+        '[cluster:<name>] sections; repeat for several (default: '
+        'octavia.conf searched as Octavia does, e.g. '
+        '/etc/octavia/octavia.conf)')
+    parser.add_argument(
+        '--config-dir', action='append', default=[], metavar='DIR',
+        help='a directory of *.conf files read after the --config-file ones')
+    parser.add_argument('--debug', action='store_true',
+                        help='log to stderr and show tracebacks')
+    objects = parser.add_subparsers(dest='object', metavar='{cluster,lb}',
+                                    required=True)
+
+    cluster = objects.add_parser('cluster', help='appliance clusters')
+    actions = cluster.add_subparsers(dest='action', required=True,
+                                     metavar='{list,show,drain,undrain}')
+    sub = actions.add_parser('list', help='every cluster: state, load, '
+                             'health, pending work')
+    _add_format(sub)
+    sub.set_defaults(func=cluster_list)
+    sub = actions.add_parser('show', help='one cluster and the load '
+                             'balancers placed on it')
+    sub.add_argument('name', help=NAME_HELP)
+    _add_format(sub)
+    sub.set_defaults(func=cluster_show)
+    sub = actions.add_parser(
+        'drain', help='place no new load balancer on a cluster (existing '
+        'ones stay fully manageable); takes effect at once everywhere')
+    sub.add_argument('name', help=NAME_HELP)
+    sub.add_argument('--reason', metavar='TEXT',
+                     help='why, shown by cluster list and cluster show')
+    _add_format(sub)
+    sub.set_defaults(func=cluster_set_draining)
+    sub = actions.add_parser('undrain', help='put a drained cluster back in '
+                             'service')
+    sub.add_argument('name', help=NAME_HELP)
+    _add_format(sub)
+    sub.set_defaults(func=cluster_set_draining)
+
+    lb = objects.add_parser('lb', help='load balancers')
+    actions = lb.add_subparsers(dest='action', required=True,
+                                metavar='{show}')
+    sub = actions.add_parser('show', help="a load balancer's cluster, "
+                             'project, flavor constraints and pending work')
+    sub.add_argument('id', metavar='LOADBALANCER_ID',
+                     help='the Octavia id of the load balancer')
+    _add_format(sub)
+    sub.set_defaults(func=lb_show)
+    return parser
+
+
+def _setup_logging(debug):
+    """Logs only with --debug; otherwise the output says what matters."""
+    root = logging.getLogger()
+    handler = (logging.StreamHandler(sys.stderr) if debug
+               else logging.NullHandler())
+    handler.setFormatter(logging.Formatter(
+        '%(asctime)s %(levelname)s %(name)s: %(message)s'))
+    level = root.level
+    root.addHandler(handler)
+    if debug:
+        root.setLevel(logging.DEBUG)
+
+    def restore():
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return restore
+
+
+def run(args):
+    conf = load_config(args)
+    ctx = Context(open_runtime(conf))
+    try:
+        data, text = args.func(ctx, args)
+    except exceptions.StoreUnavailable as exc:
+        raise CommandError('cannot reach the multilb state store (%s): %s' % (
+            store.redact_url(ctx.url), exc), EXIT_FAILURE) from exc
+    sys.stdout.write(fmt.to_json(data) if args.format == 'json' else text)
+    return EXIT_OK
+
+
+def main(argv=None):
+    """Run one command; return the exit code (argparse's on bad usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code
+    restore = _setup_logging(args.debug)
+    try:
+        with warnings.catch_warnings():
+            if not args.debug:
+                # Libraries' own deprecation notices (eventlet, imported by
+                # etcd3gw) mean nothing to an operator.
+                warnings.simplefilter('ignore')
+            return run(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: B902 - one line, never a traceback
+        code, message = _describe(exc)
+        if args.debug:
+            traceback.print_exc()
+        sys.stderr.write('%s: error: %s\n' % (PROG, message))
+        return code
+    finally:
+        restore()
+
+
+def _describe(exc):
+    """``(exit code, message)`` for a failed command."""
+    if isinstance(exc, CommandError):
+        return exc.code, str(exc)
+    if isinstance(exc, exceptions.ConfigError):
+        return EXIT_USAGE, 'configuration error: %s' % exc
+    return EXIT_FAILURE, ('unexpected error: %s: %s (run with --debug for '
+                          'details)' % (type(exc).__name__, exc))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

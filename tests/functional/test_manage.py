@@ -1,0 +1,162 @@
+"""multilb-manage against the real fleet (etcd store, Octavia API + agent).
+
+The operator drains the cluster that holds a load balancer: new load
+balancers go elsewhere at once, the drained cluster's load balancer stays
+fully updatable, and after undrain the cluster takes new ones again.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from tests.functional import fleet as fleet_mod
+from tests.functional.helpers import (
+    ACTIVE, gone, listeners_of, make_lb, wait_lb)
+
+MAX_TRIES = 6
+
+
+def manage(fleet, *argv, conf=None):
+    """Run the installed console script (or the module) as an operator."""
+    script = os.path.join(os.path.dirname(sys.executable), 'multilb-manage')
+    command = [script] if os.path.exists(script) else [
+        sys.executable, '-m', 'multilb.cmd.manage']
+    conf = conf or fleet.octavia.conf_path
+    return subprocess.run(command + ['--config-file', str(conf)] + list(argv),
+                          capture_output=True, text=True, timeout=60)
+
+
+def manage_json(fleet, *argv):
+    done = manage(fleet, *argv, '--format', 'json')
+    assert (done.returncode, done.stderr) == (0, ''), done.stderr
+    return json.loads(done.stdout)
+
+
+def clusters(fleet):
+    return {row['name']: row for row in manage_json(fleet, 'cluster',
+                                                    'list')}
+
+
+def ids_on(fleet, name):
+    shown = manage_json(fleet, 'cluster', 'show', name)
+    return {lb['id'] for lb in shown['loadbalancers']}
+
+
+def cluster_of(fleet, lb_id):
+    return fleet.appliance(lb_id)[0]
+
+
+def test_drain_moves_new_placements_and_keeps_existing_lbs_updatable(
+        fleet, conn):
+    lbc = conn.load_balancer
+    created = []
+    first = make_lb(conn, 'manage-0')
+    created.append(first.id)
+    drained = cluster_of(fleet, first.id)
+    [other] = set(fleet.clusters) - {drained}
+    try:
+        row = manage_json(fleet, 'cluster', 'drain', drained, '--reason',
+                          'functional test')
+        assert (row['name'], row['state'], row['changed']) == (
+            drained, 'draining', True)
+        assert row['admin'] == {'draining': True, 'reason': 'functional test',
+                                'changed_by': 'multilb-manage',
+                                'changed_at': row['admin']['changed_at']}
+        before = clusters(fleet)
+        assert before[drained]['state'] == 'draining'
+
+        # New load balancers never land on the drained cluster.
+        for i in range(4):
+            lb = make_lb(conn, 'manage-drained-%d' % i)
+            created.append(lb.id)
+            assert cluster_of(fleet, lb.id) == other
+
+        # The load balancer already there stays fully updatable.
+        listener = lbc.create_listener(name='while-draining', protocol='HTTP',
+                                       protocol_port=8081,
+                                       load_balancer_id=first.id)
+        assert wait_lb(conn, first.id).provisioning_status == ACTIVE
+        assert [li.provisioning_status for li in listeners_of(
+            conn, first.id)] == [ACTIVE]
+        cluster, held = fleet.appliance(first.id)
+        assert cluster == drained
+        assert [li['listener_id'] for li in held['listeners']] == [
+            listener.id]
+
+        # (Counts only go down behind our back: earlier tests' deletes.)
+        after = clusters(fleet)
+        assert after[drained]['state'] == 'draining'
+        assert after[drained]['admin']['reason'] == 'functional test'
+        assert after[drained]['placed'] <= before[drained]['placed']
+        assert after[other]['state'] == 'active'
+        on_drained = ids_on(fleet, drained)
+        assert first.id in on_drained
+        assert not on_drained & set(created[1:])
+        assert len(on_drained) == after[drained]['placed']
+        assert set(created[1:]) <= ids_on(fleet, other)
+
+        lb = manage_json(fleet, 'lb', 'show', first.id)
+        assert (lb['id'], lb['cluster'], lb['cluster_state']) == (
+            first.id, drained, 'draining')
+        assert lb['project_id'] == 'proj-e2e'
+        assert lb['reservation'] == {
+            'cluster': drained, 'placed': after[drained]['placed'],
+            'max_loadbalancers': fleet.clusters[drained]}
+
+        text = manage(fleet, 'cluster', 'list')
+        assert text.returncode == 0
+        assert 'draining (functional test)' in text.stdout
+    finally:
+        undrained = manage(fleet, 'cluster', 'undrain', drained)
+    assert undrained.returncode == 0, undrained.stderr
+    assert undrained.stdout.startswith('cluster %s is back in service'
+                                       % drained)
+    assert clusters(fleet)[drained]['state'] == 'active'
+
+    # Placement is least loaded first: the undrained cluster, now the
+    # emptier one, takes one of the next few load balancers.
+    landed = []
+    for i in range(MAX_TRIES):
+        lb = make_lb(conn, 'manage-undrained-%d' % i)
+        created.append(lb.id)
+        landed.append(cluster_of(fleet, lb.id))
+        if landed[-1] == drained:
+            break
+    assert drained in landed, landed
+
+    for lb_id in created:
+        lbc.delete_load_balancer(lb_id, cascade=True)
+    for lb_id in created:
+        fleet_mod.wait_for(lambda: gone(lbc.get_load_balancer, lb_id),
+                           what='load balancer %s deleted' % lb_id)
+
+
+def test_unknown_names_and_unreachable_store(fleet, tmp_path):
+    done = manage(fleet, 'cluster', 'drain', 'nope')
+    assert done.returncode == 2
+    assert done.stderr == (
+        'multilb-manage: error: no cluster nope in [multilb] '
+        'enabled_clusters; configured clusters: %s\n'
+        % ', '.join(sorted(fleet.clusters)))
+    done = manage(fleet, 'lb', 'show', 'no-such-lb')
+    assert done.returncode == 2
+    assert 'no load balancer no-such-lb' in done.stderr
+
+    # The same configuration with etcd gone (a port nobody listens on).
+    with open(fleet.octavia.conf_path) as f:
+        text = f.read()
+    url = fleet.etcd.store_url + '?prefix=/multilb/'
+    assert url in text
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        dead = 'etcd3+http://127.0.0.1:%d?timeout=2' % sock.getsockname()[1]
+    conf = tmp_path / 'octavia.conf'
+    conf.write_text(text.replace(url, dead))
+    done = manage(fleet, 'cluster', 'list', conf=conf)
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        'multilb-manage: error: cannot reach the multilb state store (%s): '
+        % dead)
+    assert 'Traceback' not in done.stderr

@@ -1,0 +1,485 @@
+"""multilb-manage (multilb/cmd/manage.py) over a sqlite store in tmp_path.
+
+Every test calls ``main([...])`` as the console script does and checks
+what an operator sees: stdout, stderr and the exit code.
+"""
+
+import json
+import re
+import socket
+import time
+
+import pytest
+
+from multilb.cmd import manage
+from multilb import placement
+from multilb import runtime
+from multilb import state as state_mod
+from multilb import store
+from scheduler import cluster_state
+from tests.unit import fixtures
+
+CLUSTERS = {
+    'alpha': {'max_loadbalancers': 10, 'description': 'DC1 rack 4',
+              'tags': 'gold, dc1'},
+    'beta': {'projects': 'proj-b, proj-c'},
+}
+BROKEN = """
+[cluster:nosuch]
+backend = does-not-exist
+"""
+CREATED = 1700000000.0
+
+
+@pytest.fixture
+def conf_path(tmp_path):
+    return fixtures.write_conf(tmp_path, CLUSTERS, extra=BROKEN,
+                               enabled='alpha, beta, nosuch')
+
+
+@pytest.fixture
+def state(tmp_path, conf_path):
+    url = 'sqlite:///%s' % (tmp_path / 'state.db')
+    return state_mod.State(store.get_kv_store(url))
+
+
+def place(state, lb_id, cluster, project='proj-a', **extra):
+    info = state.cluster_runtime().get(cluster, {})
+    record = {'id': lb_id, 'cluster': cluster, 'project_id': project,
+              'flavor': {}, 'availability_zone': {}, 'created_at': CREATED,
+              'pools': {}}
+    record.update(extra)
+    assert state.place_loadbalancer(
+        record, 0, (info.get('placed', 0), info.get('version')),
+        {'op': 'create', 'type': 'loadbalancer', 'id': lb_id},
+        {lb_id: 'loadbalancer'},
+        project_count=state.project_counts(project).get(cluster, (0, None)))
+
+
+@pytest.fixture
+def fleet(state):
+    """alpha: 2 LBs, healthy; beta: 1 LB, unreachable; gone: 1 LB left
+    behind by a cluster removed from the configuration."""
+    place(state, 'lb-1', 'alpha', flavor={'cluster_tags': ['gold']},
+          availability_zone={'zone': 'az1'},
+          pools={'pool-1': ['member-2', 'member-1']})
+    place(state, 'lb-2', 'alpha', project='proj-b')
+    place(state, 'lb-3', 'beta', project='proj-b')
+    place(state, 'lb-4', 'gone', project='proj-z')
+    state.add_intent('lb-1', 'alpha', {'op': 'create', 'type': 'listener',
+                                       'id': 'listener-1'},
+                     index={'listener-1': 'listener'})
+    state.complete('lb-3', 'beta', [], status={'loadbalancers': [
+        {'id': 'lb-3', 'provisioning_status': 'ACTIVE'}]})
+    state.set_health('alpha', {'reachable': True, 'at': time.time() - 5})
+    state.set_health('beta', {'reachable': False, 'at': time.time() - 3,
+                              'detail': 'connection refused'})
+    return state
+
+
+def run(capsys, *argv, conf=None):
+    args = list(argv)
+    if conf is not None:
+        args = ['--config-file', str(conf)] + args
+    code = manage.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, conf, *argv):
+    code, out, err = run(capsys, *argv, '--format', 'json', conf=conf)
+    assert (code, err) == (0, ''), err
+    return json.loads(out)
+
+
+# -- cluster list ------------------------------------------------------------
+
+def test_cluster_list_table(capsys, conf_path, fleet):
+    code, out, err = run(capsys, 'cluster', 'list', conf=conf_path)
+    assert (code, err) == (0, '')
+    lines = out.splitlines()
+    assert lines[0].split() == ['NAME', 'BACKEND', 'STATE',
+                                'PLACED/CAPACITY', 'HEALTH', 'PENDING',
+                                'OUTBOX']
+    assert lines[5] == ''
+    rows = {line.split()[0]: line for line in lines[1:5]}
+    assert rows['alpha'].split()[:4] == ['alpha', 'fake', 'active', '2/10']
+    assert re.search(r'  ok \(\d+s ago\)  ', rows['alpha'])
+    assert rows['alpha'].split()[-2:] == ['3', '0']
+    assert rows['beta'].split()[:4] == ['beta', 'fake', 'active',
+                                        '1/unlimited']
+    assert 'unreachable: connection refused (' in rows['beta']
+    assert rows['beta'].split()[-2:] == ['1', '1']
+    assert rows['nosuch'].split()[:4] == ['nosuch', 'does-not-exist',
+                                          'config-error', '0/?']
+    assert rows['gone'].split()[:4] == ['gone', '-', 'not-configured',
+                                        '1/?']
+    # Columns are aligned: every row starts each column at the same place.
+    start = lines[0].index('STATE')
+    assert all(line[start - 2:start] == '  ' and line[start] != ' '
+               for line in lines[1:5])
+    assert ("nosuch: [cluster:nosuch] backend: unknown backend "
+            "'does-not-exist'; installed backends: fake") in out
+    assert 'gone: not in [multilb] enabled_clusters' in out
+
+
+def test_cluster_list_json(capsys, conf_path, fleet):
+    rows = run_json(capsys, conf_path, 'cluster', 'list')
+    assert [r['name'] for r in rows] == ['alpha', 'beta', 'nosuch', 'gone']
+    alpha, beta, nosuch, gone = rows
+    assert set(alpha) == {
+        'name', 'backend', 'state', 'error', 'draining', 'admin', 'placed',
+        'max_loadbalancers', 'health', 'pending_intents',
+        'pending_loadbalancers', 'outbox'}
+    assert alpha['state'] == 'active' and alpha['error'] is None
+    assert (alpha['placed'], alpha['max_loadbalancers']) == (2, 10)
+    assert (alpha['pending_intents'], alpha['pending_loadbalancers'],
+            alpha['outbox']) == (3, 2, 0)
+    assert alpha['health']['status'] == 'ok'
+    assert alpha['health']['stale'] is False
+    assert 4 <= alpha['health']['age_seconds'] < 30
+    assert beta['health']['status'] == 'unreachable'
+    assert beta['health']['detail'] == 'connection refused'
+    assert (beta['max_loadbalancers'], beta['outbox']) == (0, 1)
+    assert nosuch['state'] == 'config-error'
+    assert nosuch['backend'] == 'does-not-exist'
+    assert "unknown backend 'does-not-exist'" in nosuch['error']
+    assert nosuch['health'] == {
+        'status': 'unknown', 'detail': None, 'at': None,
+        'age_seconds': None, 'stale': None, 'breaker_open': None,
+        'recent_errors': None}
+    assert gone['state'] == 'not-configured' and gone['placed'] == 1
+    assert gone['max_loadbalancers'] is None
+
+
+def test_cluster_list_without_state(capsys, conf_path, state):
+    rows = run_json(capsys, conf_path, 'cluster', 'list')
+    assert [(r['name'], r['state'], r['placed']) for r in rows] == [
+        ('alpha', 'active', 0), ('beta', 'active', 0),
+        ('nosuch', 'config-error', 0)]
+
+
+def test_stale_health_is_flagged(capsys, conf_path, state):
+    state.set_health('alpha', {'reachable': True, 'at': time.time() - 600})
+    code, out, _err = run(capsys, 'cluster', 'list', conf=conf_path)
+    assert 'ok (10m ago, stale)' in out
+    rows = run_json(capsys, conf_path, 'cluster', 'list')
+    assert rows[0]['health']['stale'] is True
+
+
+def test_removed_cluster_with_nothing_left_is_not_listed(
+        capsys, conf_path, state):
+    place(state, 'lb-9', 'gone')
+    state.complete('lb-9', 'gone', list(state.pending('gone')['lb-9']),
+                   release=True)
+    assert state.cluster_runtime()['gone']['placed'] == 0
+    rows = run_json(capsys, conf_path, 'cluster', 'list')
+    assert 'gone' not in [r['name'] for r in rows]
+
+
+# -- cluster show ------------------------------------------------------------
+
+def test_cluster_show_table(capsys, conf_path, fleet):
+    code, out, err = run(capsys, 'cluster', 'show', 'alpha', conf=conf_path)
+    assert (code, err) == (0, '')
+    assert 'description      DC1 rack 4\n' in out
+    assert 'tags             dc1, gold\n' in out
+    assert 'dedicated to     any project\n' in out
+    assert 'placed/capacity  2/10\n' in out
+    assert 'pending          3 operation(s) on 2 load balancer(s)\n' in out
+    assert 'load balancers (2):' in out
+    table = out.split('load balancers (2):\n')[1].splitlines()
+    assert table[0].split() == ['ID', 'PROJECT', 'CREATED', 'AT', 'PENDING']
+    assert table[1].split() == ['lb-1', 'proj-a',
+                                '2023-11-14T22:13:20+00:00', '2']
+    assert table[2].split() == ['lb-2', 'proj-b',
+                                '2023-11-14T22:13:20+00:00', '1']
+
+
+def test_cluster_show_json(capsys, conf_path, fleet):
+    beta = run_json(capsys, conf_path, 'cluster', 'show', 'beta')
+    assert beta['projects'] == ['proj-b', 'proj-c']
+    assert beta['tags'] == [] and beta['description'] == ''
+    assert beta['loadbalancers'] == [{
+        'id': 'lb-3', 'project_id': 'proj-b',
+        'created_at': '2023-11-14T22:13:20+00:00', 'pending_intents': 1}]
+    gone = run_json(capsys, conf_path, 'cluster', 'show', 'gone')
+    assert gone['state'] == 'not-configured'
+    assert [lb['id'] for lb in gone['loadbalancers']] == ['lb-4']
+    nosuch = run_json(capsys, conf_path, 'cluster', 'show', 'nosuch')
+    assert nosuch['state'] == 'config-error'
+    assert nosuch['loadbalancers'] == []
+
+
+def test_cluster_show_unknown_name(capsys, conf_path, state):
+    code, out, err = run(capsys, 'cluster', 'show', 'nope', conf=conf_path)
+    assert (code, out) == (2, '')
+    assert err == ('multilb-manage: error: no cluster nope; configured '
+                   'clusters: alpha, beta, nosuch\n')
+
+
+# -- drain / undrain ---------------------------------------------------------
+
+def draining_seen_by_scheduler(conf_path):
+    """What the next placement sees, from a runtime of its own."""
+    rt = runtime.Runtime(fixtures.load_conf(conf_path))
+    request = cluster_state.PlacementRequest('lb-x', 'proj-a')
+    states, _info, _project = placement.snapshot(rt, request)
+    return {s.name: s.draining for s in states}
+
+
+def test_drain_and_undrain(capsys, conf_path, fleet):
+    code, out, err = run(capsys, 'cluster', 'drain', 'alpha', '--reason',
+                         'firmware upgrade', conf=conf_path)
+    assert (code, err) == (0, '')
+    assert out.startswith(
+        'cluster alpha is now draining: no new load balancer will be '
+        'placed on it; its 2 load balancer(s) stay fully manageable\n')
+    assert 'draining (firmware upgrade)  2/10' in out
+    admin = fleet.cluster_runtime()['alpha']['admin']
+    assert admin['draining'] is True
+    assert admin['reason'] == 'firmware upgrade'
+    assert admin['by'] == 'multilb-manage'
+    assert draining_seen_by_scheduler(conf_path) == {
+        'alpha': True, 'beta': False}
+
+    code, out, err = run(capsys, 'cluster', 'show', 'alpha', conf=conf_path)
+    assert 'state            draining (firmware upgrade)\n' in out
+    assert 'draining since   ' in out and ' by multilb-manage\n' in out
+    code, out, err = run(capsys, 'lb', 'show', 'lb-1', conf=conf_path)
+    assert 'cluster            alpha (draining: firmware upgrade)\n' in out
+
+    code, out, err = run(capsys, 'cluster', 'undrain', 'alpha',
+                         conf=conf_path)
+    assert (code, err) == (0, '')
+    assert out.startswith('cluster alpha is back in service')
+    assert fleet.cluster_runtime()['alpha']['admin']['draining'] is False
+    assert fleet.cluster_runtime()['alpha']['admin']['reason'] is None
+    assert draining_seen_by_scheduler(conf_path) == {
+        'alpha': False, 'beta': False}
+
+
+def test_drain_is_idempotent(capsys, conf_path, state):
+    first = run_json(capsys, conf_path, 'cluster', 'drain', 'beta')
+    assert (first['state'], first['changed']) == ('draining', True)
+    assert first['admin']['changed_by'] == 'multilb-manage'
+    at = state.cluster_runtime()['beta']['admin']['at']
+    code, out, err = run(capsys, 'cluster', 'drain', 'beta', conf=conf_path)
+    assert (code, err) == (0, '')
+    assert out.startswith('cluster beta was already draining; nothing '
+                          'changed\n')
+    assert state.cluster_runtime()['beta']['admin']['at'] == at
+    again = run_json(capsys, conf_path, 'cluster', 'drain', 'beta')
+    assert (again['state'], again['changed']) == ('draining', False)
+    # A new reason on a drained cluster replaces the old one.
+    code, out, err = run(capsys, 'cluster', 'drain', 'beta', '--reason',
+                         'RMA', conf=conf_path)
+    assert out.startswith('cluster beta was already draining; reason '
+                          'updated\n')
+    assert state.cluster_runtime()['beta']['admin']['reason'] == 'RMA'
+
+    undrained = run_json(capsys, conf_path, 'cluster', 'undrain', 'beta')
+    assert (undrained['state'], undrained['changed']) == ('active', True)
+    code, out, err = run(capsys, 'cluster', 'undrain', 'beta',
+                         conf=conf_path)
+    assert (code, err) == (0, '')
+    assert out.startswith('cluster beta was already in service')
+
+
+def test_drain_a_broken_cluster(capsys, conf_path, state):
+    row = run_json(capsys, conf_path, 'cluster', 'drain', 'nosuch')
+    assert (row['state'], row['draining']) == ('config-error', True)
+
+
+@pytest.mark.parametrize('action', ['drain', 'undrain'])
+@pytest.mark.parametrize('name', ['nope', 'gone'])
+def test_drain_refuses_names_not_configured(capsys, conf_path, fleet,
+                                            action, name):
+    code, out, err = run(capsys, 'cluster', action, name, conf=conf_path)
+    assert (code, out) == (2, '')
+    assert err == ('multilb-manage: error: no cluster %s in [multilb] '
+                   'enabled_clusters; configured clusters: alpha, beta, '
+                   'nosuch\n' % name)
+    assert not fleet.cluster_runtime().get(name, {}).get('admin')
+
+
+# -- lb show -----------------------------------------------------------------
+
+def test_lb_show_table(capsys, conf_path, fleet):
+    code, out, err = run(capsys, 'lb', 'show', 'lb-1', conf=conf_path)
+    assert (code, err) == (0, '')
+    lines = out.splitlines()
+    assert lines[:7] == [
+        'id                 lb-1',
+        'cluster            alpha (active)',
+        'project            proj-a',
+        'created at         2023-11-14T22:13:20+00:00',
+        'flavor             cluster_tags=["gold"]',
+        'availability zone  zone=az1',
+        'reservation        one slot on alpha (2/10 placed)']
+    assert lines[7].startswith('pending            create loadbalancer '
+                               'lb-1 (recorded 20')
+    assert lines[8].startswith('                   create listener '
+                               'listener-1 (recorded 20')
+    assert lines[9:] == [
+        'outbox             0 status update(s) not yet delivered',
+        'pools              pool-1: 2 member(s) (member-1, member-2)']
+
+
+def test_lb_show_json(capsys, conf_path, fleet):
+    lb = run_json(capsys, conf_path, 'lb', 'show', 'lb-1')
+    assert set(lb) == {'id', 'cluster', 'cluster_state', 'project_id',
+                       'created_at', 'flavor', 'availability_zone',
+                       'reservation', 'pending', 'outbox', 'pools'}
+    assert (lb['cluster'], lb['cluster_state']) == ('alpha', 'active')
+    assert lb['created_at'] == '2023-11-14T22:13:20+00:00'
+    assert lb['flavor'] == {'cluster_tags': ['gold']}
+    assert lb['availability_zone'] == {'zone': 'az1'}
+    assert lb['reservation'] == {'cluster': 'alpha', 'placed': 2,
+                                 'max_loadbalancers': 10}
+    assert [(p['op'], p['type'], p['id']) for p in lb['pending']] == [
+        ('create', 'loadbalancer', 'lb-1'), ('create', 'listener',
+                                             'listener-1')]
+    assert lb['pools'] == {'pool-1': ['member-1', 'member-2']}
+    beta_lb = run_json(capsys, conf_path, 'lb', 'show', 'lb-3')
+    assert beta_lb['outbox'] == 1 and len(beta_lb['pending']) == 1
+    assert beta_lb['reservation']['max_loadbalancers'] == 0
+
+
+def test_lb_show_unknown(capsys, conf_path, fleet):
+    code, out, err = run(capsys, 'lb', 'show', 'nope', conf=conf_path)
+    assert (code, out) == (2, '')
+    assert err == ('multilb-manage: error: no load balancer nope in the '
+                   'multilb state store\n')
+    code, out, err = run(capsys, 'lb', 'show', 'listener-1', conf=conf_path)
+    assert code == 2
+    assert '(listener-1 is a listener of load balancer lb-1)' in err
+
+
+# -- errors ------------------------------------------------------------------
+
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize('argv', [
+    ['cluster', 'list'], ['cluster', 'show', 'alpha'],
+    ['cluster', 'drain', 'alpha'], ['lb', 'show', 'lb-1']])
+def test_store_unreachable(capsys, tmp_path, argv):
+    url = 'etcd3+http://127.0.0.1:%d?timeout=1' % closed_port()
+    conf = fixtures.write_conf(tmp_path, CLUSTERS,
+                               options={'store_url': url})
+    started = time.monotonic()
+    code, out, err = run(capsys, *argv, conf=conf)
+    assert time.monotonic() - started < 10
+    assert (code, out) == (1, '')
+    assert err.startswith('multilb-manage: error: cannot reach the multilb '
+                          'state store (%s): etcd state store at ' % url)
+    assert 'Connection refused' in err
+    assert 'Traceback' not in err and len(err.splitlines()) == 1
+
+
+def test_missing_sqlite_file_is_not_created(capsys, tmp_path, conf_path):
+    code, out, err = run(capsys, 'cluster', 'list', conf=conf_path)
+    assert code == 1
+    path = tmp_path / 'state.db'
+    assert ('cannot reach the multilb state store (sqlite:///%s): the '
+            'file %s does not exist' % (path, path)) in err
+    assert not (tmp_path / 'state.db').exists()
+
+
+def test_unexpected_error_no_traceback_unless_debug(
+        capsys, conf_path, state, monkeypatch):
+    def broken(self):
+        raise RuntimeError('disk on fire')
+    monkeypatch.setattr(state_mod.State, 'cluster_runtime', broken)
+    code, out, err = run(capsys, 'cluster', 'list', conf=conf_path)
+    assert (code, out) == (1, '')
+    assert err == ('multilb-manage: error: unexpected error: RuntimeError: '
+                   'disk on fire (run with --debug for details)\n')
+    code, out, err = run(capsys, '--debug', 'cluster', 'list',
+                         conf=conf_path)
+    assert code == 1
+    assert 'Traceback (most recent call last)' in err
+    assert 'RuntimeError: disk on fire' in err
+
+
+def test_missing_config_file(capsys, tmp_path):
+    code, out, err = run(capsys, 'cluster', 'list',
+                         conf=tmp_path / 'nope.conf')
+    assert code == 2
+    assert 'cannot read the configuration' in err
+    assert str(tmp_path / 'nope.conf') in err
+
+
+def test_config_without_multilb_section(capsys, tmp_path):
+    path = tmp_path / 'octavia.conf'
+    path.write_text('[DEFAULT]\ndebug = true\n[api_settings]\nbind_port = 1\n')
+    code, out, err = run(capsys, 'cluster', 'list', conf=path)
+    assert code == 2
+    assert err == ('multilb-manage: error: no [multilb] section in %s; pass '
+                   'the octavia.conf that octavia-api uses with '
+                   '--config-file\n' % path)
+
+
+@pytest.mark.parametrize('url, expected', [
+    ('redis://localhost/', "[multilb] store_url: Unsupported state store "
+                           "URL scheme 'redis'"),
+    ('etcd3+http://user:s3cret@127.0.0.1:1', '[multilb] store_url: The '
+                                             'etcd state store URL must '
+                                             'not carry credentials'),
+])
+def test_bad_store_url(capsys, tmp_path, url, expected):
+    conf = fixtures.write_conf(tmp_path, CLUSTERS,
+                               options={'store_url': url})
+    code, out, err = run(capsys, 'cluster', 'list', conf=conf)
+    assert code == 2
+    assert expected in err
+    assert 's3cret' not in err
+
+
+def test_broken_defaults_section(capsys, tmp_path):
+    conf = fixtures.write_conf(tmp_path, CLUSTERS, defaults={
+        'backend': 'fake', 'max_loadbalancers': 'many'})
+    code, out, err = run(capsys, 'cluster', 'list', conf=conf)
+    assert code == 2
+    assert err.startswith('multilb-manage: error: configuration error: '
+                          '[cluster_defaults] max_loadbalancers: invalid '
+                          'value')
+
+
+def test_config_dir(capsys, tmp_path, state):
+    main = tmp_path / 'octavia.conf'
+    main.write_text('[DEFAULT]\n')
+    confd = tmp_path / 'octavia.conf.d'
+    confd.mkdir()
+    fixtures.write_conf(tmp_path, CLUSTERS, name='octavia.conf.d/50.conf')
+    code, out, err = run(capsys, '--config-file', str(main),
+                         '--config-dir', str(confd), 'cluster', 'list')
+    assert (code, err) == (0, '')
+    assert [line.split()[0] for line in out.splitlines()] == [
+        'NAME', 'alpha', 'beta']
+
+
+@pytest.mark.parametrize('argv', [
+    [], ['cluster'], ['lb'], ['cluster', 'list'], ['cluster', 'show'],
+    ['cluster', 'drain'], ['cluster', 'undrain'], ['lb', 'show']])
+def test_help_at_every_level(capsys, argv):
+    code, out, err = run(capsys, *argv, '--help')
+    assert (code, err) == (0, '')
+    assert out.startswith('usage: multilb-manage')
+
+
+@pytest.mark.parametrize('argv, expected', [
+    ([], 'the following arguments are required'),
+    (['cluster'], 'the following arguments are required'),
+    (['cluster', 'show'], 'the following arguments are required: name'),
+    (['cluster', 'list', '--format', 'xml'], "invalid choice: 'xml'"),
+    (['pool', 'list'], "invalid choice: 'pool'"),
+])
+def test_usage_errors(capsys, argv, expected):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert expected in err and 'Traceback' not in err
