@@ -236,9 +236,24 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
 
     @_edge
     def listener_create(self, listener):
+        rt = runtime.get()
+        lb_id = listener.loadbalancer_id
+        cluster = self._cluster_of(rt, lb_id, rt.state.get_lb(lb_id))
+        if cluster.max_listeners:
+            carried = rt.state.cluster_listeners(cluster.name)
+            if carried >= cluster.max_listeners:
+                raise lib_exc.DriverError(
+                    user_fault_string='The appliance cluster of load '
+                                      'balancer %s has no room for another '
+                                      'listener; nothing was changed. '
+                                      'Please contact your cloud operator.'
+                                      % lb_id,
+                    operator_fault_string='cluster %s carries %d of %d '
+                                          'listeners' % (
+                                              cluster.name, carried,
+                                              cluster.max_listeners))
         self._record('listener', 'create', listener.listener_id,
-                     lb_id=listener.loadbalancer_id,
-                     fields=_fields(listener))
+                     lb_id=lb_id, fields=_fields(listener))
 
     @_edge
     def listener_update(self, old_listener, new_listener):

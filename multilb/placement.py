@@ -33,6 +33,7 @@ def request_for(lb):
         project_id=lb.get('project_id') or '',
         flavor=lb.get('flavor') or {},
         availability_zone=lb.get('availability_zone') or {},
+        listeners=len(lb.get('listeners') or ()),
         needs=frozenset(needs))
 
 
@@ -53,6 +54,8 @@ def snapshot(rt, request, now=None):
             name=name, backend=cluster.backend,
             max_loadbalancers=cluster.max_loadbalancers,
             placed=info.get('placed', 0), tags=cluster.tags,
+            listeners=info.get('listeners', 0),
+            max_listeners=cluster.max_listeners,
             projects=cluster.projects,
             draining=bool((info.get('admin') or {}).get('draining')),
             healthy=healthy,

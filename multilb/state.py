@@ -5,6 +5,7 @@ Key layout (all values JSON)::
     lb/<lb id>                    the placement record of one load balancer
     idx/<object id>               {"lb": <lb id>, "type": <object type>}
     cluster/<name>/count          load balancers placed on the cluster
+    cluster/<name>/listeners      listeners the agent applied on it
     cluster/<name>/admin          operator state: {"draining": bool, ...}
     cluster/<name>/health         agent's last probe: {"reachable", "at", ...}
     placement/<cluster>/<lb id>   placement marker (lists a cluster's LBs)
@@ -67,6 +68,10 @@ def _marker_key(cluster, lb_id):
 
 def _project_key(project_id, cluster):
     return 'project/%s/%s' % (project_id, cluster)
+
+
+def _listeners_key(cluster):
+    return 'cluster/%s/listeners' % cluster
 
 
 def _admin_key(cluster):
@@ -133,10 +138,13 @@ class State:
             if len(parts) != 3:
                 continue
             info = found.setdefault(parts[1], {
-                'placed': 0, 'version': None, 'admin': {}, 'health': {}})
+                'placed': 0, 'version': None, 'admin': {}, 'health': {},
+                'listeners': 0})
             if parts[2] == 'count':
                 info['placed'], info['version'] = (int(entry.value),
                                                    entry.version)
+            elif parts[2] == 'listeners':
+                info['listeners'] = int(entry.value)
             elif parts[2] in ('admin', 'health'):
                 info[parts[2]] = json.loads(entry.value)
         return found
@@ -146,6 +154,11 @@ class State:
         return {name: (info['placed'], info['version'])
                 for name, info in self.cluster_runtime().items()
                 if info['version'] is not None}
+
+    def cluster_listeners(self, cluster):
+        """Listeners the agent applied on ``cluster``."""
+        entry = self.kv.get(_listeners_key(cluster))
+        return int(entry.value) if entry else 0
 
     def project_counts(self, project_id):
         """``{cluster: (placed, version)}`` of one project's LBs."""
@@ -291,10 +304,20 @@ class State:
             if status:
                 outbox_key = _outbox_prefix(cluster) + new_seq()
                 puts[outbox_key] = _dump({'lb': lb_id, 'status': status})
+            old = self.get_lb(lb_id) or {}
+            delta = 0
             if release:
+                delta = -old.get('listeners', 0)
                 self._release(lb_id, cluster, checks, puts, deletes)
             elif record is not None:
+                delta = record.get('listeners', 0) - old.get('listeners', 0)
                 puts[_lb_key(lb_id)] = _dump(record)
+            if delta:
+                counter = self.kv.get(_listeners_key(cluster))
+                checks[_listeners_key(cluster)] = (
+                    counter.version if counter else None)
+                puts[_listeners_key(cluster)] = str(max(0, delta + (
+                    int(counter.value) if counter else 0)))
             if self.kv.commit(checks=checks, puts=puts, deletes=deletes):
                 return outbox_key
         raise RuntimeError('could not release capacity of load balancer %s '

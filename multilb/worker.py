@@ -377,6 +377,7 @@ class ClusterWorker:
         new_record = dict(record, indexed=sorted(present))
         if ok:
             new_record['pools'] = graphs.pool_members(desired)
+            new_record['listeners'] = len(desired['listeners'])
         key = self.state.complete(
             lb_id, self.name, intents + dropped, status=status,
             record=new_record,

@@ -29,6 +29,10 @@ class ClusterState:
     healthy: typing.Optional[bool] = None
     """The agent's last probe: True/False, None when unknown or stale."""
     breaker_open: bool = False
+    listeners: int = 0
+    """Listeners the agent applied on the cluster."""
+    max_listeners: int = 0
+    """0 means unlimited."""
     recent_errors: int = 0
     """Failed appliance operations in the agent's recent window."""
     project_placed: int = 0
@@ -57,6 +61,8 @@ class PlacementRequest:
     availability_zone: typing.Mapping = dataclasses.field(
         default_factory=dict)
     """The availability-zone profile metadata (validated)."""
+    listeners: int = 0
+    """Listeners in the new load balancer's graph."""
     needs: frozenset = frozenset()
     """``{(capability key, value), ...}`` the graph uses, e.g.
     ``('listener.protocol', 'TERMINATED_HTTPS')``."""

@@ -40,6 +40,14 @@ opts = [
         'max_loadbalancers', default=0, min=0,
         help='Most load balancers the scheduler places on this cluster. '
              '0 means unlimited.'),
+    cfg.IntOpt(
+        'max_listeners', default=0, min=0,
+        help='Most listeners, over all its load balancers, that the '
+             'scheduler lets this cluster carry: a new load balancer whose '
+             'listeners do not fit goes elsewhere, and a new listener on a '
+             'full cluster is refused. Counted by the agent from what it '
+             'applied (not reserved atomically like max_loadbalancers). 0 '
+             'means unlimited.'),
     cfg.StrOpt(
         'description', default='',
         help='Free text shown to operators by multilb-manage.'),
@@ -66,6 +74,7 @@ class ClusterConfig:
     backend_class: type = dataclasses.field(repr=False, compare=False)
     tags: frozenset = frozenset()
     projects: frozenset = frozenset()
+    max_listeners: int = 0
     options: typing.Mapping[str, typing.Any] = dataclasses.field(
         default_factory=dict, repr=False, compare=False)
     """Backend-specific options, resolved against [cluster_defaults]."""
@@ -156,6 +165,7 @@ def _load_one(conf, name):
                          backend_class=backend_class,
                          tags=frozenset(values['tags'] or ()),
                          projects=frozenset(values['projects'] or ()),
+                         max_listeners=values['max_listeners'],
                          options=backend_values)
 
 

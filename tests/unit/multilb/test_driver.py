@@ -600,3 +600,20 @@ def test_create_skips_clusters_that_lack_a_feature(make, httponly):
     driver.loadbalancer_create(fx.create_lb())
     assert rt.state.get_lb('lb-other')['cluster'] == 'lim'
     assert rt.state.get_lb(LB)['cluster'] == 'roomy'
+
+
+def test_listener_refused_on_a_cluster_full_of_listeners(make):
+    driver, rt = make({'alpha': {'max_listeners': 2}})
+    driver.loadbalancer_create(fx.create_lb())
+    graph = fx.lb_graph()                           # two listeners
+    record = dict(rt.state.get_lb(LB), listeners=len(graph['listeners']))
+    rt.state.complete(LB, 'alpha', rt.state.pending('alpha')[LB],
+                      record=record, index=graphs.object_ids(graph))
+    assert rt.state.cluster_listeners('alpha') == 2
+
+    with pytest.raises(lib_exc.DriverError) as err:
+        driver.listener_create(fx.listener('l-3', port=8080,
+                                           loadbalancer_id=LB))
+    assert 'no room for another listener' in err.value.user_fault_string
+    assert 'carries 2 of 2 listeners' in err.value.operator_fault_string
+    assert rt.state.pending('alpha') == {}

@@ -499,3 +499,31 @@ def test_probe_waits_for_the_interval(env, clock):
     clock.advance(5)
     env.worker.probe()
     assert env.state.cluster_runtime()['alpha']['health']['at'] == first
+
+
+# -- listener accounting (max_listeners) -----------------------------------
+
+
+def test_listeners_on_the_cluster_follow_what_was_applied(env):
+    env.create_active()                       # the sample has 2 listeners
+    assert env.state.cluster_listeners('alpha') == 2
+    assert env.state.cluster_runtime()['alpha']['listeners'] == 2
+
+    env.driver.listener_delete(fx.listener(fx.L_TLS, loadbalancer_id=LB))
+    env.process()
+    assert env.state.cluster_listeners('alpha') == 1
+
+    # A failed apply changes nothing on the appliance, nor the count.
+    env.faults(apply='rejected')
+    env.driver.listener_create(fx.listener('listener-new', port=8081,
+                                           loadbalancer_id=LB))
+    env.committed()['listeners'].append(
+        graphs.to_plain(fx.listener('listener-new', port=8081,
+                                    loadbalancer_id=LB)))
+    env.process()
+    assert env.state.cluster_listeners('alpha') == 1
+
+    env.faults()
+    env.driver.loadbalancer_delete(fx.full_lb(), cascade=True)
+    env.process()
+    assert env.state.cluster_listeners('alpha') == 0
