@@ -26,10 +26,12 @@ HOMES = {
     'tooz': {'multilb/coordination.py'},
     'stevedore': {'multilb/registry.py'},
     'jsonschema': {'multilb/flavors.py'},
-    'pybreaker': set(),
-    # etcd3gw takes a requests.Session: the engine builds it itself so that
+    'pybreaker': {'backends/transport.py'},
+    'urllib3': {'backends/transport.py'},
+    # Appliance HTTP goes through backends/transport.py; etcd3gw takes a
+    # requests.Session that the etcd engine builds itself, so that
     # trust_env=False keeps REQUESTS_CA_BUNDLE from overriding ca_cert.
-    'requests': {'multilb/store/etcd.py'},
+    'requests': {'backends/transport.py', 'multilb/store/etcd.py'},
 }
 
 

@@ -1,0 +1,159 @@
+"""The JSON admin API of ONE Caddy 2 node; knows nothing of Octavia.
+
+A load balancer's listeners become entries of ``apps.http.servers`` (the
+server *name* is the key); this client creates, replaces and deletes such
+entries one key at a time, never reading and rewriting the whole config,
+so concurrent changes to different servers of one node do not overwrite
+each other.
+
+Caddy admin API facts this relies on (checked against Caddy 2.11.7):
+
+* ``POST /config/<path>`` *sets or replaces* the value at an object key
+  (it appends only when the current value is an array), so
+  ``POST /config/apps/http/servers/<name>`` is create-or-replace of exactly
+  that server.  Its parent must exist: otherwise HTTP 500
+  ``invalid traversal path``.
+* ``PUT`` creates the key and any missing parents, and answers 409
+  ``key already exists`` when the key is there: ``PUT
+  /config/apps/http/servers {}`` is an idempotent "ensure" that never
+  touches existing servers.  ``PATCH`` replaces and answers 404 when absent.
+* ``DELETE`` of an absent key answers 404 ``key does not exist``; of a key
+  under an absent parent, 500 ``invalid traversal path``.
+* ``GET`` of an absent key under an existing object answers ``200 null``;
+  under an absent parent, 400 ``invalid traversal path``.
+* Every change re-provisions the whole running config (listeners are
+  reused, so the other servers keep serving) and is rolled back when the
+  new config fails to load: the answer is then **HTTP 500** ``loading new
+  config: ...``.  That is a permanent rejection of the request, so this
+  client turns it into :class:`BackendRejected` (except for transient OS
+  conditions such as an address not yet assigned).
+* Never ``DELETE /config/``: it removes the ``admin`` section too, and the
+  admin endpoint moves to Caddy's default ``localhost:2019``.
+"""
+
+import re
+
+from backends import exceptions
+
+SERVERS = 'config/apps/http/servers'
+UPSTREAMS = 'reverse_proxy/upstreams'
+
+# What Caddy reports for a path whose parent objects do not exist.
+_NO_PARENT = 'invalid traversal path'
+# 500s that are the host's state rather than the config's fault.
+_TRANSIENT = ('address already in use', 'cannot assign requested address',
+              'too many open files', 'timeout', 'timed out',
+              'connection refused', 'context deadline exceeded')
+_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$')
+
+
+def _error_text(exc):
+    body = getattr(exc, 'body', None)
+    if isinstance(body, dict):
+        return str(body.get('error') or '')
+    return body if isinstance(body, str) else ''
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError('invalid Caddy server name %r: use letters, digits, '
+                         '"_", "." and "-", starting with a letter or digit'
+                         % (name,))
+    return name
+
+
+class CaddyClient:
+    """Admin API of one Caddy node over a :class:`backends.transport.
+    Transport` whose endpoint is the node's admin URL."""
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def __repr__(self):
+        return '<CaddyClient %s>' % self.transport.name
+
+    def _call(self, method, path, json=None):
+        """``transport.request`` with Caddy's 500-for-bad-config fixed."""
+        try:
+            return self.transport.request(method, path, json=json)[1]
+        except exceptions.BackendUnavailable as exc:
+            text = _error_text(exc).lower()
+            status = getattr(exc, 'status', None)
+            if status == 500 and text and not any(
+                    marker in text for marker in _TRANSIENT):
+                rejected = exceptions.BackendRejected(str(exc))
+                rejected.status, rejected.body = status, exc.body
+                rejected.retry_after = None
+                raise rejected from exc
+            raise
+
+    # -- reading -------------------------------------------------------------
+
+    def config(self):
+        """The node's whole running config (``{}`` when it has none)."""
+        return self._call('GET', 'config/') or {}
+
+    def get_servers(self):
+        """``{name: server JSON}`` of ``apps.http.servers`` (``{}`` if the
+        http app or its servers are absent)."""
+        try:
+            return self._call('GET', SERVERS) or {}
+        except exceptions.BackendRejected as exc:
+            if _NO_PARENT in _error_text(exc):
+                return {}
+            raise
+
+    def get_server(self, name):
+        """One server's JSON, or None when absent."""
+        path = '%s/%s' % (SERVERS, _check_name(name))
+        try:
+            return self._call('GET', path)
+        except exceptions.BackendRejected as exc:
+            if _NO_PARENT in _error_text(exc):
+                return None
+            raise
+
+    def upstreams(self):
+        """``GET /reverse_proxy/upstreams``: ``[{'address', 'num_requests',
+        'fails'}]`` for every upstream of every reverse_proxy handler of the
+        node (``num_requests`` is requests in flight, not a total)."""
+        return self._call('GET', UPSTREAMS) or []
+
+    # -- writing -------------------------------------------------------------
+
+    def ensure_http_app(self):
+        """Create ``apps.http.servers`` if absent; never touches existing
+        servers.  Returns True when it had to create it."""
+        try:
+            self._call('PUT', SERVERS, json={})
+            return True
+        except exceptions.BackendRejected as exc:
+            if getattr(exc, 'status', None) == 409:
+                return False
+            raise
+
+    def put_server(self, name, server):
+        """Create or replace exactly the server ``name`` (one POST to its
+        key; the http app is created first if the node has none)."""
+        path = '%s/%s' % (SERVERS, _check_name(name))
+        try:
+            self._call('POST', path, json=server)
+        except exceptions.BackendRejected as exc:
+            if _NO_PARENT not in _error_text(exc):
+                raise
+            self.ensure_http_app()
+            self._call('POST', path, json=server)
+
+    def delete_server(self, name):
+        """Delete the server ``name``; absent is success.  Returns True
+        when it existed."""
+        path = '%s/%s' % (SERVERS, _check_name(name))
+        try:
+            self._call('DELETE', path)
+            return True
+        except exceptions.BackendRejected as exc:
+            text = _error_text(exc)
+            if (getattr(exc, 'status', None) == 404
+                    and 'does not exist' in text) or _NO_PARENT in text:
+                return False
+            raise

@@ -1,0 +1,326 @@
+"""HTTP(S) to one appliance endpoint: the only home of ``requests``.
+
+Every backend that speaks a REST API to its appliances goes through a
+:class:`Transport`; it turns the wire into the two outcomes the agent
+understands (``backends.exceptions``):
+
+* :class:`BackendUnavailable` (transient, the agent retries): cannot
+  connect, timed out, TLS failure, any 5xx, 408 and 429 (with or without
+  ``Retry-After``);
+* :class:`BackendRejected` (permanent): any other 4xx, and redirects
+  (an admin API that redirects is misconfigured; we never follow one).
+
+Both carry ``status`` (None when no response), ``body`` (parsed JSON, text
+or None) and ``retry_after`` (seconds or None), so a vendor client can
+reclassify what its appliance gets wrong (Caddy answers 500 to an invalid
+config: :mod:`backends.caddy.client` makes that a rejection).  Messages name
+the endpoint as ``scheme://host:port`` and never contain credentials.
+
+Facts this module is built on (docs: shared reference LIBRARIES.md section 6):
+
+* ``trust_env = False``: otherwise ``REQUESTS_CA_BUNDLE`` /
+  ``CURL_CA_BUNDLE`` (set on many hosts) silently override
+  ``Session.verify``, and proxy variables apply to the admin network;
+* requests has no default timeout: every call passes ``(connect, read)``;
+  the read timeout applies to each socket read, so the worst case of one
+  call is about ``(connect + read) * (retries + 1)`` plus the backoff;
+* with a ``Retry`` mounted, a read timeout surfaces as
+  ``requests.ConnectionError`` (psf/requests #5517), so we catch
+  ``RequestException`` and describe the underlying reason;
+* retries (urllib3 ``Retry``) only for idempotent methods on read errors
+  and retry statuses; a failed *connect* is retried for every method (the
+  request was never sent); ``raise_on_status=False`` so the last response
+  is classified here; ``Retry-After`` is honoured but capped;
+* one ``Session`` per (endpoint, process), created lazily so a forked
+  child never shares the parent's sockets; the connection pool holds
+  ``pool_maxsize`` connections (size it to the worker threads per cluster).
+"""
+
+import logging
+import os
+import threading
+import time
+import urllib.parse
+
+import requests
+from requests import adapters
+from urllib3 import exceptions as urllib3_exceptions
+from urllib3.util import retry as urllib3_retry
+
+from backends import exceptions
+
+LOG = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({'GET', 'PUT', 'DELETE', 'HEAD', 'OPTIONS'})
+RETRY_STATUSES = (502, 503, 504)
+TRANSIENT_4XX = frozenset({408, 429})
+MAX_ERROR_TEXT = 500
+
+
+class _Retry(urllib3_retry.Retry):
+    """``Retry`` whose ``Retry-After`` wait is capped at ``retry_after_cap``
+    (a class attribute: urllib3 re-creates the object on every retry from
+    its constructor arguments), and which ignores an unparsable header
+    instead of raising.  urllib3's own ``retry_after_max`` (default 6 h)
+    is recent; this works with every urllib3 that requests >= 2.31 takes."""
+
+    retry_after_cap = 5.0
+
+    def get_retry_after(self, response):
+        try:
+            seconds = super().get_retry_after(response)
+        except Exception:  # InvalidHeader: not a number nor a date
+            return None
+        if seconds is None:
+            return None
+        return min(seconds, self.retry_after_cap)
+
+
+def _public_endpoint(endpoint):
+    """``scheme://host:port`` of ``endpoint``: no user info, path, query."""
+    parts = urllib.parse.urlsplit(endpoint)
+    host = parts.hostname or ''
+    if ':' in host:
+        host = '[%s]' % host
+    port = ':%d' % parts.port if parts.port else ''
+    return '%s://%s%s' % (parts.scheme, host, port)
+
+
+def _without_secrets(url):
+    """``url`` without user info and query string."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rsplit('@', 1)[-1]
+    return urllib.parse.urlunsplit(
+        (parts.scheme, netloc, parts.path, '', ''))
+
+
+def _reason(exc):
+    """A short description of a requests exception, without the URL."""
+    inner = exc.args[0] if exc.args else None
+    # requests wraps urllib3's MaxRetryError, which holds the real reason
+    cause = getattr(inner, 'reason', None) or inner or exc
+    text = str(cause)
+    # urllib3 messages embed "<... object at 0x..>: "; keep the tail
+    tail = text.rsplit('>: ', 1)[-1][:200]
+    low = text.lower()
+    if isinstance(exc, requests.exceptions.SSLError) or isinstance(
+            cause, urllib3_exceptions.SSLError):
+        return 'TLS error (%s)' % tail
+    if 'refused' in low:
+        return 'connection refused'
+    if isinstance(cause, urllib3_exceptions.NewConnectionError):
+        # (a subclass of ConnectTimeoutError in urllib3 2)
+        return 'cannot connect (%s)' % tail
+    if isinstance(exc, requests.ConnectTimeout) or isinstance(
+            cause, urllib3_exceptions.ConnectTimeoutError):
+        return 'connect timed out'
+    if isinstance(exc, requests.ReadTimeout) or isinstance(
+            cause, urllib3_exceptions.ReadTimeoutError):
+        return 'read timed out'
+    if 'reset by peer' in low:
+        return 'connection reset'
+    if 'without response' in low:
+        return 'connection closed without a response'
+    if 'timed out' in low:
+        return 'timed out'
+    return 'connection failed (%s)' % tail
+
+
+def _parse(response):
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _error_text(body):
+    if isinstance(body, dict):
+        for key in ('error', 'message', 'detail', 'faultstring'):
+            if body.get(key):
+                body = body[key]
+                break
+    if body is None or body == '':
+        return '(no details)'
+    text = body if isinstance(body, str) else repr(body)
+    text = ' '.join(text.split())
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT] + '...'
+    return text
+
+
+def _retry_after(response):
+    value = response.headers.get('Retry-After')
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: callers only need "come back later"
+
+
+class Transport:
+    """Requests to one appliance endpoint (e.g. ``https://10.0.0.5:2019``).
+
+    :param endpoint: base URL; request paths are appended to it.
+    :param connect_timeout: seconds to establish a connection.
+    :param read_timeout: seconds to wait for each read of the response.
+    :param retries: extra attempts for idempotent methods (and for failed
+        connects of any method); 0 disables retries.
+    :param ca_bundle: CA file (or directory) to verify the appliance with;
+        overrides ``verify``.
+    :param client_cert: ``'cert_and_key.pem'`` or ``(cert, key)`` for mTLS.
+    :param verify: True (system trust store), False (no verification) or a
+        CA path, as in requests.
+    :param backoff_factor, backoff_max: urllib3 backoff between retries.
+    :param retry_after_max: cap on a ``Retry-After`` wait between retries.
+    :param retry_statuses: statuses that make an idempotent call retry.
+    :param pool_maxsize: connections kept to the endpoint (threads).
+    :param breaker: optional circuit breaker with pybreaker's
+        ``call(func, *args, **kwargs)`` interface (see :meth:`request`).
+    """
+
+    def __init__(self, endpoint, connect_timeout, read_timeout, retries=2,
+                 ca_bundle=None, client_cert=None, verify=True,
+                 backoff_factor=0.1, backoff_max=2.0, retry_after_max=5.0,
+                 retry_statuses=RETRY_STATUSES, pool_maxsize=10,
+                 breaker=None):
+        self.endpoint = endpoint.rstrip('/')
+        self.name = _public_endpoint(self.endpoint)
+        self.timeout = (float(connect_timeout), float(read_timeout))
+        self.retries = int(retries)
+        self.verify = ca_bundle if ca_bundle else verify
+        self.client_cert = client_cert
+        self.backoff_factor = backoff_factor
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self.retry_statuses = tuple(retry_statuses)
+        self.pool_maxsize = pool_maxsize
+        # Circuit breaker (one per cluster, shared by the transports of its
+        # nodes) -- the pybreaker integration goes here: it must count
+        # BackendUnavailable only, never BackendRejected (pybreaker's
+        # ``exclude``), and its CircuitBreakerError must become
+        # BackendUnavailable.
+        self.breaker = breaker
+        self._lock = threading.Lock()
+        self._session = None
+        self._pid = None
+
+    def __repr__(self):
+        return '<Transport %s>' % self.name
+
+    # -- session -----------------------------------------------------------
+
+    def _new_session(self):
+        retry_class = type('_Retry', (_Retry,),
+                           {'retry_after_cap': self.retry_after_max})
+        retry = retry_class(
+            total=self.retries, connect=self.retries, read=self.retries,
+            status=self.retries, other=0, redirect=0,
+            backoff_factor=self.backoff_factor,
+            backoff_max=self.backoff_max,
+            status_forcelist=self.retry_statuses,
+            allowed_methods=IDEMPOTENT_METHODS,
+            respect_retry_after_header=True, raise_on_status=False,
+            raise_on_redirect=False)
+        adapter = adapters.HTTPAdapter(
+            max_retries=retry, pool_connections=1,
+            pool_maxsize=self.pool_maxsize, pool_block=False)
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = self.verify
+        if self.client_cert:
+            session.cert = self.client_cert
+        session.headers['Accept'] = 'application/json'
+        session.mount('http://', adapter)
+        session.mount('https://', adapter)
+        return session
+
+    @property
+    def session(self):
+        """The ``requests.Session`` of this process (made on first use)."""
+        pid = os.getpid()
+        session = self._session
+        if session is not None and self._pid == pid:
+            return session
+        if self._pid is not None and self._pid != pid:
+            # first use in a forked child: the parent's lock may have been
+            # held at fork time, and its sockets are the parent's
+            self._lock = threading.Lock()
+            self._session = None
+        with self._lock:
+            if self._session is None:
+                self._session = self._new_session()
+                self._pid = pid
+            return self._session
+
+    def close(self):
+        """Close this process's connections. Never raises."""
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None and self._pid == os.getpid():
+            try:
+                session.close()
+            except Exception:  # pragma: no cover - defensive
+                LOG.debug('closing %s failed', self.name, exc_info=True)
+
+    # -- requests ----------------------------------------------------------
+
+    def url(self, path):
+        return '%s/%s' % (self.endpoint, path.lstrip('/'))
+
+    def request(self, method, path, json=None, headers=None):
+        """Send one request; return ``(status, body)`` for a 2xx.
+
+        ``body`` is the parsed JSON, else the text, else None when empty.
+
+        :raises BackendUnavailable: no answer, TLS failure, 5xx, 408, 429.
+        :raises BackendRejected: other 4xx, or a redirect.
+        """
+        if self.breaker is not None:
+            return self.breaker.call(self._request, method, path, json,
+                                     headers)
+        return self._request(method, path, json, headers)
+
+    def _request(self, method, path, json, headers):
+        method = method.upper()
+        where = '%s %s %s' % (self.name, method, '/' + path.lstrip('/'))
+        t0 = time.monotonic()
+        try:
+            response = self.session.request(
+                method, self.url(path), json=json, headers=headers,
+                timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            error = exceptions.BackendUnavailable(
+                '%s: %s (after %.1fs)' % (where, _reason(exc),
+                                          time.monotonic() - t0))
+            _annotate(error, None, None, None)
+            raise error from exc
+        status = response.status_code
+        body = _parse(response)
+        if 200 <= status < 300:
+            return status, body
+        retry_after = _retry_after(response)
+        if 300 <= status < 400:
+            error = exceptions.BackendRejected(
+                '%s: unexpected redirect (HTTP %d) to %s' % (
+                    where, status,
+                    _without_secrets(response.headers.get('Location', '?'))))
+        else:
+            text = '%s: HTTP %d %s: %s' % (where, status, response.reason,
+                                           _error_text(body))
+            if retry_after is not None:
+                text += ' (retry after %gs)' % retry_after
+            if status >= 500 or status in TRANSIENT_4XX:
+                error = exceptions.BackendUnavailable(text)
+            else:
+                error = exceptions.BackendRejected(text)
+        _annotate(error, status, body, retry_after)
+        raise error
+
+
+def _annotate(error, status, body, retry_after):
+    error.status = status
+    error.body = body
+    error.retry_after = retry_after

@@ -1,0 +1,153 @@
+"""CaddyClient's verbs, paths and error handling, with a scripted transport.
+
+The answers are the ones Caddy 2.11.7 gives (see the client's docstring);
+tests/functional/test_caddy_client.py checks them against real nodes.
+"""
+
+import pytest
+
+from backends import exceptions
+from backends.caddy import client as caddy_client
+
+SERVERS = 'config/apps/http/servers'
+NO_PARENT = {'error': 'invalid traversal path at: config/apps/http'}
+
+
+def error(cls, status, body):
+    exc = cls('http://node:2019 X /path: HTTP %d: %s' % (status, body))
+    exc.status, exc.body, exc.retry_after = status, body, None
+    return exc
+
+
+def rejected(status, body):
+    return error(exceptions.BackendRejected, status, body)
+
+
+def unavailable(status, body):
+    return error(exceptions.BackendUnavailable, status, body)
+
+
+class ScriptedTransport:
+    name = 'http://node:2019'
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+
+    def request(self, method, path, json=None):
+        self.calls.append((method, path, json))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return 200, answer
+
+
+def client(*answers):
+    return caddy_client.CaddyClient(ScriptedTransport(*answers))
+
+
+def test_put_server_posts_to_its_key():
+    c = client(None)
+    c.put_server('lb-1_l-2', {'listen': [':80']})
+    assert c.transport.calls == [
+        ('POST', SERVERS + '/lb-1_l-2', {'listen': [':80']})]
+
+
+def test_put_server_creates_the_http_app_when_missing():
+    c = client(unavailable(500, NO_PARENT), None, None)
+    c.put_server('a', {'listen': [':80']})
+    assert [call[:2] for call in c.transport.calls] == [
+        ('POST', SERVERS + '/a'), ('PUT', SERVERS), ('POST', SERVERS + '/a')]
+    assert c.transport.calls[1][2] == {}
+
+
+@pytest.mark.parametrize('text', [
+    'loading new config: loading http app module: unknown module: x',
+    'loading new config: http: invalid configuration: listener address '
+    'repeated: tcp/127.0.0.1:80',
+    'decoding request body: invalid character'])
+def test_a_500_for_a_bad_config_is_a_rejection(text):
+    c = client(unavailable(500, {'error': text}))
+    with pytest.raises(exceptions.BackendRejected) as info:
+        c.put_server('a', {})
+    assert info.value.status == 500
+    assert info.value.body == {'error': text}
+
+
+@pytest.mark.parametrize('text', [
+    'loading new config: http app module: start: listening on '
+    '10.0.0.1:80: listen tcp 10.0.0.1:80: bind: cannot assign requested '
+    'address',
+    'loading new config: ...: bind: address already in use'])
+def test_a_500_for_the_host_state_stays_transient(text):
+    with pytest.raises(exceptions.BackendUnavailable):
+        client(unavailable(500, {'error': text})).put_server('a', {})
+
+
+def test_other_unavailable_errors_pass_through():
+    down = error(exceptions.BackendUnavailable, 503, 'busy')
+    with pytest.raises(exceptions.BackendUnavailable):
+        client(down).put_server('a', {})
+    no_answer = exceptions.BackendUnavailable('refused')
+    no_answer.status = no_answer.body = no_answer.retry_after = None
+    with pytest.raises(exceptions.BackendUnavailable):
+        client(no_answer).get_servers()
+
+
+def test_delete_server():
+    c = client(None)
+    assert c.delete_server('a') is True
+    assert c.transport.calls == [('DELETE', SERVERS + '/a', None)]
+
+
+@pytest.mark.parametrize('answer', [
+    rejected(404, {'error': '[/config/apps/http/servers/a] key does not '
+                            'exist: a'}),
+    unavailable(500, NO_PARENT)])
+def test_delete_of_an_absent_server_succeeds(answer):
+    assert client(answer).delete_server('a') is False
+
+
+def test_delete_404_from_something_else_is_not_success():
+    with pytest.raises(exceptions.BackendRejected):
+        client(rejected(404, '404 page not found')).delete_server('a')
+
+
+def test_ensure_http_app():
+    c = client(None)
+    assert c.ensure_http_app() is True
+    assert c.transport.calls == [('PUT', SERVERS, {})]
+    exists = rejected(409, {'error': 'key already exists: servers'})
+    assert client(exists).ensure_http_app() is False
+    with pytest.raises(exceptions.BackendRejected):
+        client(rejected(403, 'origin not allowed')).ensure_http_app()
+
+
+def test_reading():
+    c = client({'a': {}}, None, rejected(400, NO_PARENT), None, [{'x': 1}],
+               None, {'b': 1}, None)
+    assert c.get_servers() == {'a': {}}
+    assert c.get_servers() == {}
+    assert c.get_servers() == {}
+    assert c.get_server('a') is None
+    assert c.upstreams() == [{'x': 1}]
+    assert c.upstreams() == []
+    assert c.get_server('b') == {'b': 1}
+    assert c.config() == {}
+    assert [call[:2] for call in c.transport.calls] == [
+        ('GET', SERVERS), ('GET', SERVERS), ('GET', SERVERS),
+        ('GET', SERVERS + '/a'), ('GET', 'reverse_proxy/upstreams'),
+        ('GET', 'reverse_proxy/upstreams'), ('GET', SERVERS + '/b'),
+        ('GET', 'config/')]
+
+
+@pytest.mark.parametrize('name', ['', 'a/b', '..', '...', '-a', 'a b',
+                                  'a%2Fb', None, 'x' * 201])
+def test_server_names_are_checked(name):
+    c = client()
+    for call in (lambda: c.put_server(name, {}),
+                 lambda: c.delete_server(name),
+                 lambda: c.get_server(name)):
+        with pytest.raises(ValueError):
+            call()
+    assert c.transport.calls == []

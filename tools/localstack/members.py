@@ -1,0 +1,184 @@
+"""Real HTTP backend servers ("members" of a pool) for load-balancing tests.
+
+A :class:`MemberServer` is a stdlib ``ThreadingHTTPServer`` in a thread of
+the test process, on ``127.0.0.1:<free port>``:
+
+* ``GET /health`` answers 200 ``ok`` while ``healthy`` is true, else 503
+  (flip ``member.healthy`` at run time to fail an active health check);
+* every other GET (and HEAD) answers 200 with ``member=<name>\\n``, after
+  ``delay`` seconds (a slow member);
+* ``hits`` counts the non-health requests served, ``health_hits`` the
+  health checks; ``paths`` remembers the non-health request paths.
+
+``stop()`` closes the listening socket (new connections are refused, as
+for a dead member); ``start()`` again binds the same port.
+"""
+
+import http.server
+import logging
+import threading
+import time
+
+LOG = logging.getLogger(__name__)
+
+HOST = '127.0.0.1'
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    # HTTP/1.0: one request per connection, so stop() leaves no idle
+    # keep-alive connection behind and every request is counted at once.
+    protocol_version = 'HTTP/1.0'
+    member = None  # set on the per-server subclass
+
+    def _answer(self, send_body):
+        member = self.member
+        if self.path.split('?', 1)[0] == '/health':
+            member._count(health=True)
+            status = 200 if member.healthy else 503
+            body = b'ok\n' if member.healthy else b'unhealthy\n'
+        else:
+            if member.delay:
+                time.sleep(member.delay)
+            member._count(path=self.path)
+            status, body = 200, f'member={member.name}\n'.encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'text/plain')
+        self.send_header('Content-Length', str(len(body)))
+        self.send_header('X-Member', member.name)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        self._answer(True)
+
+    def do_HEAD(self):  # noqa: N802
+        self._answer(False)
+
+    def log_message(self, fmt, *args):
+        LOG.debug('member %s: ' + fmt, self.member.name, *args)
+
+
+class MemberServer:
+    """``MemberServer('m1').start()`` ... ``.stop()``; a context manager.
+
+    ``address`` is the IP (as in an Octavia member), ``port`` the port,
+    ``dial`` is ``'127.0.0.1:PORT'`` (a Caddy upstream).
+    """
+
+    def __init__(self, name, host=HOST, port=0):
+        self.name = name
+        self.address = host
+        self.port = port or None
+        self.healthy = True
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        self._httpd = None
+        self._thread = None
+        self.reset_counts()
+
+    @property
+    def dial(self):
+        return f'{self.address}:{self.port}'
+
+    @property
+    def url(self):
+        return f'http://{self.address}:{self.port}'
+
+    @property
+    def running(self):
+        return self._httpd is not None
+
+    def _count(self, health=False, path=None):
+        with self._lock:
+            if health:
+                self.health_hits += 1
+            else:
+                self.hits += 1
+                self.paths.append(path)
+
+    def reset_counts(self):
+        with self._lock:
+            self.hits = 0
+            self.health_hits = 0
+            self.paths = []
+
+    def start(self):
+        if self._httpd is not None:
+            return self
+        handler = type(f'Handler_{self.name}', (_Handler,), {'member': self})
+        httpd = http.server.ThreadingHTTPServer(
+            (self.address, self.port or 0), handler)
+        httpd.daemon_threads = True
+        self.port = httpd.server_address[1]
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={'poll_interval': 0.05},
+            name=f'member-{self.name}', daemon=True)
+        self._thread.start()
+        LOG.info('member %s serving on %s', self.name, self.dial)
+        return self
+
+    def stop(self):
+        """Stop serving and close the listening socket.  Idempotent."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        self._thread.join(timeout=5)
+        self._thread = None
+
+    def __repr__(self):
+        return f'<MemberServer {self.name} {self.dial} hits={self.hits}>'
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class MemberPool:
+    """``n`` MemberServers named ``<prefix>-0`` ... ``<prefix>-<n-1>``."""
+
+    def __init__(self, n, prefix='member', host=HOST):
+        self.members = [MemberServer(f'{prefix}-{i}', host=host)
+                        for i in range(n)]
+
+    @property
+    def dials(self):
+        return [m.dial for m in self.members]
+
+    @property
+    def hits(self):
+        """``{name: hits}``."""
+        return {m.name: m.hits for m in self.members}
+
+    def reset_counts(self):
+        for m in self.members:
+            m.reset_counts()
+
+    def start(self):
+        for m in self.members:
+            m.start()
+        return self
+
+    def stop(self):
+        for m in self.members:
+            m.stop()
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __getitem__(self, index):
+        return self.members[index]
+
+    def __len__(self):
+        return len(self.members)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
