@@ -42,10 +42,11 @@ def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
              'fake_fault_file = %s/faults.json' % workdir,
              'fake_state_dir = %s/appliance' % workdir]
     for name, limit in clusters.items():
-        lines += ['[cluster:%s]' % name, 'backend = fake',
+        options = dict((cluster_options or {}).get(name, {}))
+        lines += ['[cluster:%s]' % name,
+                  'backend = %s' % options.pop('backend', 'fake'),
                   'max_loadbalancers = %d' % limit]
-        lines += ['%s = %s' % item
-                  for item in (cluster_options or {}).get(name, {}).items()]
+        lines += ['%s = %s' % item for item in options.items()]
     return '\n'.join(lines) + '\n' + extra
 
 

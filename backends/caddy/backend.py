@@ -1,0 +1,206 @@
+"""``caddy``: a cluster of Caddy 2 nodes driven through their admin API.
+
+Every node of a cluster gets the same configuration (active/active: the
+nodes share the VIP, the kernel spreads connections). Each Octavia listener
+is one Caddy server under its own key (``<lb id>--<listener id>``,
+:mod:`backends.caddy.translate`), so applying or deleting one load balancer
+never rewrites another's configuration.
+
+Node failures: a change is applied to every node that answers; if at least
+one did, the change succeeds and the nodes that missed it are named in a
+WARNING (they catch up at the next change of that load balancer); if none
+did, the cluster is unavailable and the agent retries.
+
+Version history: 1.0 — HTTP listeners, pools, members, health monitors,
+L7 policies (see translate.py for what maps to Caddy and how);
+TERMINATED_HTTPS is translated but not declared until certificates are
+loaded into the nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+
+from oslo_config import cfg
+
+from backends import base
+from backends import exceptions
+from backends import transport as transport_mod
+from backends import types
+from backends.caddy import client as client_mod
+from backends.caddy import translate
+from multilb import exceptions as multilb_exc
+
+LOG = logging.getLogger(__name__)
+
+SEPARATOR = '--'
+_FORWARDED = frozenset(('X-Forwarded-For', 'X-Forwarded-Port',
+                        'X-Forwarded-Proto'))
+
+
+class CaddyBackend(base.ApplianceBackend):
+    """Caddy 2 cluster (real traffic). See the module docstring."""
+
+    # NOTE: translate.py maps TERMINATED_HTTPS, but loading the PEM material
+    # into the nodes' tls app is not built yet: HTTP only until it is.
+    SUPPORTED_LISTENER_PROTOCOLS = translate.SUPPORTED[
+        'SUPPORTED_LISTENER_PROTOCOLS'] - {'TERMINATED_HTTPS'}
+    SUPPORTED_POOL_PROTOCOLS = translate.SUPPORTED['SUPPORTED_POOL_PROTOCOLS']
+    SUPPORTED_ALGORITHMS = translate.SUPPORTED['SUPPORTED_ALGORITHMS']
+    SUPPORTED_HEALTH_MONITOR_TYPES = translate.SUPPORTED[
+        'SUPPORTED_HEALTH_MONITOR_TYPES']
+    SUPPORTED_SESSION_PERSISTENCE = translate.SUPPORTED[
+        'SUPPORTED_SESSION_PERSISTENCE']
+    SUPPORTED_L7_ACTIONS = translate.SUPPORTED['SUPPORTED_L7_ACTIONS']
+    SUPPORTED_L7_RULE_TYPES = translate.SUPPORTED['SUPPORTED_L7_RULE_TYPES']
+
+    @classmethod
+    def get_config_options(cls):
+        return [
+            cfg.ListOpt('endpoints', default=[],
+                        help='Admin API URLs of the Caddy nodes of the '
+                             'cluster, for example http://10.0.0.11:2019, '
+                             'http://10.0.0.12:2019. Every node gets the '
+                             'same configuration.'),
+            cfg.StrOpt('listen_address', default='',
+                       help='Address the nodes bind listeners to. Empty: '
+                            'the load balancer\'s VIP address (production). '
+                            'A fixed address (for example 127.0.0.1) is for '
+                            'labs and tests where the VIP is not local.'),
+            cfg.FloatOpt('connect_timeout', default=3.0, min=0.1,
+                         help='Seconds to connect to a node\'s admin API.'),
+            cfg.FloatOpt('read_timeout', default=15.0, min=0.1,
+                         help='Seconds to wait for each read from a node\'s '
+                              'admin API (a config load reloads the node).'),
+            cfg.StrOpt('ca_bundle', default='',
+                       help='CA bundle that signs the nodes\' admin API '
+                            'certificates (https endpoints). Empty: the '
+                            'system trust store.'),
+        ]
+
+    @classmethod
+    def check_config(cls, options):
+        endpoints = options.get('endpoints') or []
+        if not endpoints:
+            raise multilb_exc.ConfigError(
+                'endpoints: missing; list the admin API URL of every Caddy '
+                'node, for example http://10.0.0.11:2019')
+        for endpoint in endpoints:
+            parsed = urllib.parse.urlsplit(endpoint)
+            if parsed.scheme not in ('http', 'https') or not parsed.hostname:
+                raise multilb_exc.ConfigError(
+                    'endpoints: %r is not an http:// or https:// URL' %
+                    endpoint)
+
+    @classmethod
+    def check_supported(cls, object_type, fields):
+        """The declared sets, plus options Caddy has no equivalent for."""
+        super().check_supported(object_type, fields)
+        problem = None
+        if object_type == 'listener':
+            limit = fields.get('connection_limit')
+            auth = fields.get('client_authentication')
+            headers = sorted(set(fields.get('insert_headers') or {})
+                             - _FORWARDED)
+            if limit not in (None, -1):
+                problem = ('listener connection_limit %s is not supported '
+                           '(Caddy has no connection cap); supported: -1 '
+                           '(unlimited)' % limit)
+            elif auth not in (None, 'NONE'):
+                problem = ('listener client_authentication %s is not '
+                           'supported; supported: NONE' % auth)
+            elif headers:
+                problem = ('listener insert_headers %s not supported; '
+                           'supported: %s' % (', '.join(headers),
+                                              ', '.join(sorted(_FORWARDED))))
+        elif object_type == 'pool' and fields.get('tls_enabled'):
+            problem = ('pool tls_enabled is not supported (members are '
+                       'reached over plain HTTP); supported: false')
+        if problem:
+            raise exceptions.UnsupportedFeature(problem)
+
+    def start(self):
+        opts = self.cluster.options
+        self._nodes = [
+            (endpoint, client_mod.CaddyClient(transport_mod.Transport(
+                endpoint, connect_timeout=opts['connect_timeout'],
+                read_timeout=opts['read_timeout'],
+                ca_bundle=opts.get('ca_bundle') or None)))
+            for endpoint in opts['endpoints']]
+
+    def stop(self):
+        for _endpoint, client in getattr(self, '_nodes', []):
+            try:
+                client.transport.close()
+            except Exception:  # noqa: B902 - stop must not raise
+                LOG.debug('closing %s failed', client, exc_info=True)
+
+    def _on_every_node(self, what, lb_id, action):
+        """Run ``action(client)`` on each node; see the module docstring."""
+        missed = []
+        for endpoint, client in self._nodes:
+            try:
+                action(client)
+            except exceptions.BackendUnavailable as exc:
+                missed.append('%s: %s' % (endpoint, exc))
+        if len(missed) == len(self._nodes):
+            raise exceptions.BackendUnavailable(
+                'cluster %s: no Caddy node answered the %s of load balancer '
+                '%s: %s' % (self.cluster.name, what, lb_id,
+                            '; '.join(missed)))
+        if missed:
+            LOG.warning('Load balancer %s on cluster %s: %s missed by %d of '
+                        '%d nodes: %s', lb_id, self.cluster.name, what,
+                        len(missed), len(self._nodes), '; '.join(missed))
+
+    @staticmethod
+    def _prune(client, lb_id, keep):
+        for name in client.get_servers():
+            if name.split(SEPARATOR, 1)[0] == lb_id and name not in keep:
+                client.delete_server(name)
+
+    def apply_loadbalancer(self, graph):
+        lb_id = graph['loadbalancer_id']
+        servers = translate.servers(
+            graph, self.cluster.options.get('listen_address') or None)
+
+        def apply(client):
+            client.ensure_http_app()
+            for name, server in servers.items():
+                client.put_server(name, server)
+            self._prune(client, lb_id, servers)
+
+        self._on_every_node('apply', lb_id, apply)
+
+    def delete_loadbalancer(self, loadbalancer_id):
+        self._on_every_node('delete', loadbalancer_id,
+                            lambda client: self._prune(
+                                client, loadbalancer_id, ()))
+
+    def probe(self):
+        problems = []
+        for endpoint, client in self._nodes:
+            try:
+                client.config()
+            except exceptions.BackendError as exc:
+                problems.append('%s: %s' % (endpoint, exc))
+        answering = len(self._nodes) - len(problems)
+        detail = '%d of %d Caddy nodes answer' % (answering, len(self._nodes))
+        if problems:
+            detail += '; ' + '; '.join(problems)
+        return types.ClusterHealth(reachable=answering > 0, detail=detail)
+
+    def list_loadbalancer_ids(self):
+        found, answered = set(), False
+        for _endpoint, client in self._nodes:
+            try:
+                names = client.get_servers()
+            except exceptions.BackendUnavailable:
+                continue
+            answered = True
+            found |= {name.split(SEPARATOR, 1)[0] for name in names}
+        if not answered:
+            raise exceptions.BackendUnavailable(
+                'cluster %s: no Caddy node answered' % self.cluster.name)
+        return found
