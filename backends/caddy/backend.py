@@ -11,14 +11,20 @@ one did, the change succeeds and the nodes that missed it are named in a
 WARNING (they catch up at the next change of that load balancer); if none
 did, the cluster is unavailable and the agent retries.
 
-Version history: 1.0 — HTTP listeners, pools, members, health monitors,
-L7 policies (see translate.py for what maps to Caddy and how);
-TERMINATED_HTTPS is translated but not declared until certificates are
-loaded into the nodes.
+Certificates of TERMINATED_HTTPS listeners go into each node's tls app as
+``load_pem`` entries whose ``@id`` carries the LB id and a digest of the
+content: new ones are added before the servers change and old ones removed
+after, so a certificate rotation never leaves a listener without one. The
+PEM material lives in memory and on the nodes only, never in logs.
+
+Version history: 1.0 — HTTP and TERMINATED_HTTPS listeners, pools, members,
+health monitors, L7 policies (see translate.py for what maps to Caddy and
+how).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import urllib.parse
 
@@ -42,10 +48,8 @@ _FORWARDED = frozenset(('X-Forwarded-For', 'X-Forwarded-Port',
 class CaddyBackend(base.ApplianceBackend):
     """Caddy 2 cluster (real traffic). See the module docstring."""
 
-    # NOTE: translate.py maps TERMINATED_HTTPS, but loading the PEM material
-    # into the nodes' tls app is not built yet: HTTP only until it is.
     SUPPORTED_LISTENER_PROTOCOLS = translate.SUPPORTED[
-        'SUPPORTED_LISTENER_PROTOCOLS'] - {'TERMINATED_HTTPS'}
+        'SUPPORTED_LISTENER_PROTOCOLS']
     SUPPORTED_POOL_PROTOCOLS = translate.SUPPORTED['SUPPORTED_POOL_PROTOCOLS']
     SUPPORTED_ALGORITHMS = translate.SUPPORTED['SUPPORTED_ALGORITHMS']
     SUPPORTED_HEALTH_MONITOR_TYPES = translate.SUPPORTED[
@@ -155,21 +159,43 @@ class CaddyBackend(base.ApplianceBackend):
                         len(missed), len(self._nodes), '; '.join(missed))
 
     @staticmethod
-    def _prune(client, lb_id, keep):
+    def _prune(client, lb_id, keep, keep_certificates=()):
         for name in client.get_servers():
             if name.split(SEPARATOR, 1)[0] == lb_id and name not in keep:
                 client.delete_server(name)
+        for entry in client.get_certificates():
+            object_id = entry.get('@id') or ''
+            if (object_id.split(SEPARATOR, 1)[0] == lb_id
+                    and object_id not in keep_certificates):
+                client.delete_id(object_id)
+
+    @staticmethod
+    def _certificates(graph):
+        """translate.certificates() with content-versioned ``@id``s."""
+        found = {}
+        for entry in translate.certificates(graph):
+            digest = hashlib.sha256(
+                (entry['certificate'] + entry['key']).encode()).hexdigest()
+            object_id = '%s--pem-%s' % (entry['tags'][-1], digest[:16])
+            found[object_id] = dict(entry, **{'@id': object_id})
+        return found
 
     def apply_loadbalancer(self, graph):
         lb_id = graph['loadbalancer_id']
         servers = translate.servers(
             graph, self.cluster.options.get('listen_address') or None)
 
+        certificates = self._certificates(graph)
+
         def apply(client):
             client.ensure_http_app()
+            present = {e.get('@id') for e in client.get_certificates()}
+            for object_id, entry in certificates.items():
+                if object_id not in present:
+                    client.add_certificate(entry)
             for name, server in servers.items():
                 client.put_server(name, server)
-            self._prune(client, lb_id, servers)
+            self._prune(client, lb_id, servers, certificates)
 
         self._on_every_node('apply', lb_id, apply)
 

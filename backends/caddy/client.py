@@ -36,6 +36,7 @@ import re
 from backends import exceptions
 
 SERVERS = 'config/apps/http/servers'
+CERTIFICATES = 'config/apps/tls/certificates/load_pem'
 UPSTREAMS = 'reverse_proxy/upstreams'
 
 # What Caddy reports for a path whose parent objects do not exist.
@@ -155,5 +156,37 @@ class CaddyClient:
             text = _error_text(exc)
             if (getattr(exc, 'status', None) == 404
                     and 'does not exist' in text) or _NO_PARENT in text:
+                return False
+            raise
+
+    # -- TLS certificates (apps.tls.certificates.load_pem) -------------------
+
+    def get_certificates(self):
+        """The ``load_pem`` entries (``[]`` when the tls app has none)."""
+        try:
+            return self._call('GET', CERTIFICATES) or []
+        except exceptions.BackendRejected as exc:
+            if _NO_PARENT in _error_text(exc):
+                return []
+            raise
+
+    def add_certificate(self, entry):
+        """Append one ``load_pem`` entry (give it a unique ``@id``)."""
+        try:
+            self._call('POST', CERTIFICATES, json=entry)
+        except exceptions.BackendRejected as exc:
+            if _NO_PARENT not in _error_text(exc):
+                raise
+            # PUT creates the missing parents (tls app, certificates).
+            self._call('PUT', CERTIFICATES, json=[entry])
+
+    def delete_id(self, object_id):
+        """Delete the config object tagged ``"@id": object_id``; absent is
+        success. Returns True when it existed."""
+        try:
+            self._call('DELETE', 'id/%s' % _check_name(object_id))
+            return True
+        except exceptions.BackendRejected as exc:
+            if getattr(exc, 'status', None) == 404:
                 return False
             raise

@@ -71,10 +71,12 @@ BROKEN = {
         ['[multilb] enabled_clusters', "'broken'", '[cluster:broken]']),
     'missing backend': (
         {}, {},
-        ['[cluster:broken] backend', 'missing', 'installed backends: caddy, fake']),
+        ['[cluster:broken] backend', 'missing',
+         'installed backends: caddy, fake']),
     'unknown backend': (
         {'backend': 'nosuch'}, {'backend': 'fake'},
-        ['[cluster:broken] backend', "'nosuch'", 'installed backends: caddy, fake']),
+        ['[cluster:broken] backend', "'nosuch'",
+         'installed backends: caddy, fake']),
     'bad integer': (
         {'max_loadbalancers': 'lots'}, {'backend': 'fake'},
         ['[cluster:broken] max_loadbalancers', 'lots']),
