@@ -11,6 +11,9 @@ class ClusterHealth:
 
     reachable: bool
     detail: str = ''
+    resync: bool = False
+    """True when nodes answer but disagree (one restarted empty, say): the
+    agent then re-applies every load balancer of the cluster."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -141,6 +141,8 @@ def _one(builder, intent, graph, record, ok):
 
 def _loadbalancer(builder, intent, graph, ok):
     lb_id, op = intent['id'], intent['op']
+    if op == 'sync':
+        return  # the agent's own re-apply: Octavia locked nothing
     if op == 'delete':
         if not ok:
             builder.set('loadbalancer', lb_id, ERROR)

@@ -126,6 +126,35 @@ class ClusterWorker:
         self.state.set_health(self.name, {
             'reachable': health.reachable, 'detail': health.detail,
             'at': now, 'recent_errors': recent})
+        if health.reachable:
+            self._resync(health)
+
+    def _resync(self, health):
+        """Queue a re-apply of load balancers the cluster lost.
+
+        Those missing from every node, or all of them when the backend says
+        its nodes disagree (one restarted empty). Only load balancers that
+        were applied once and have no pending work; the re-apply reports
+        nothing to Octavia.
+        """
+        expected = set(self.state.cluster_lb_ids(self.name))
+        if not health.resync:
+            try:
+                expected -= self.backend.list_loadbalancer_ids()
+            except backend_exc.BackendError as exc:
+                LOG.warning('Cluster %s: cannot list its load balancers: %s',
+                            self.name, exc)
+                return
+        expected -= set(self.state.pending(self.name))
+        for lb_id in sorted(expected):
+            record = self.state.get_lb(lb_id)
+            if not record or not record.get('applied'):
+                continue
+            LOG.warning('Load balancer %s on cluster %s is missing from the '
+                        'cluster (%s); re-applying it', lb_id, self.name,
+                        health.detail)
+            self.state.add_intent(lb_id, self.name, {
+                'op': 'sync', 'type': 'loadbalancer', 'id': lb_id})
 
     def _note_error(self):
         with self._lock:
@@ -378,6 +407,7 @@ class ClusterWorker:
         if ok:
             new_record['pools'] = graphs.pool_members(desired)
             new_record['listeners'] = len(desired['listeners'])
+            new_record['applied'] = True
         key = self.state.complete(
             lb_id, self.name, intents + dropped, status=status,
             record=new_record,

@@ -205,17 +205,21 @@ class CaddyBackend(base.ApplianceBackend):
                                 client, loadbalancer_id, ()))
 
     def probe(self):
-        problems = []
+        problems, held = [], {}
         for endpoint, client in self._nodes:
             try:
-                client.config()
+                held[endpoint] = set(client.get_servers())
             except exceptions.BackendError as exc:
                 problems.append('%s: %s' % (endpoint, exc))
-        answering = len(self._nodes) - len(problems)
-        detail = '%d of %d Caddy nodes answer' % (answering, len(self._nodes))
-        if problems:
-            detail += '; ' + '; '.join(problems)
-        return types.ClusterHealth(reachable=answering > 0, detail=detail)
+        detail = '%d of %d Caddy nodes answer' % (len(held), len(self._nodes))
+        union = set().union(*held.values()) if held else set()
+        behind = ['%s lacks %d of %d servers' % (
+            endpoint, len(union - names), len(union))
+            for endpoint, names in held.items() if union - names]
+        if problems or behind:
+            detail += '; ' + '; '.join(problems + behind)
+        return types.ClusterHealth(reachable=bool(held), detail=detail,
+                                   resync=bool(behind))
 
     def list_loadbalancer_ids(self):
         found, answered = set(), False

@@ -38,6 +38,7 @@ def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
              'commit_wait_timeout = 30',
              'apply_retry_timeout = 20',
              'membership_interval = 0.5',
+             'health_interval = 1',
              '[cluster_defaults]',
              'fake_fault_file = %s/faults.json' % workdir,
              'fake_state_dir = %s/appliance' % workdir]

@@ -86,6 +86,15 @@ def test_full_graph_serves_traffic_and_delete_removes_every_trace(
         servers = servers_on(node)
         assert [name for name in servers if name.startswith(lb.id)]
 
+    # A node that restarts empty gets the load balancer back by itself.
+    nodes.nodes[0].restart(empty=True)
+    assert not [n for n in servers_on(nodes.nodes[0])
+                if n.startswith(lb.id)]
+    fleet_mod.wait_for(lambda: [n for n in servers_on(nodes.nodes[0])
+                                if n.startswith(lb.id)], timeout=30,
+                       what='restarted node re-populated')
+    assert lbc.get_load_balancer(lb.id).provisioning_status == ACTIVE
+
     lbc.delete_load_balancer(lb, cascade=True)
     fleet_mod.wait_for(lambda: gone(lbc.get_load_balancer, lb.id),
                        what='LB gone')

@@ -527,3 +527,33 @@ def test_listeners_on_the_cluster_follow_what_was_applied(env):
     env.driver.loadbalancer_delete(fx.full_lb(), cascade=True)
     env.process()
     assert env.state.cluster_listeners('alpha') == 0
+
+
+# -- resync of a cluster that lost load balancers --------------------------
+
+
+def test_a_load_balancer_the_cluster_lost_is_reapplied_silently(env, clock):
+    env.create_active()
+    env.worker.backend.delete_loadbalancer(LB)      # the appliance lost it
+    assert env.appliance() is None
+
+    env.worker.probe(force=True)
+    [intent] = env.pending()
+    assert (intent['op'], intent['id']) == ('sync', LB)
+    env.process()
+
+    assert env.appliance() is not None
+    assert env.octavia.statuses == []                 # nothing to report
+    assert env.state.outbox('alpha') == []
+    env.worker.probe(force=True)                      # in line again
+    assert env.pending() == []
+
+
+def test_a_load_balancer_never_applied_is_not_resynced(env):
+    env.faults(apply='rejected')
+    env.driver.loadbalancer_create(fx.create_lb())
+    env.octavia.commit(fx.full_lb())
+    env.process()                                     # create failed: ERROR
+    env.faults()
+    env.worker.probe(force=True)
+    assert env.pending() == []
