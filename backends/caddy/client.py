@@ -73,20 +73,36 @@ class CaddyClient:
     def __repr__(self):
         return '<CaddyClient %s>' % self.transport.name
 
-    def _call(self, method, path, json=None):
-        """``transport.request`` with Caddy's 500-for-bad-config fixed."""
+    def _call(self, method, path, json=None, replay=False):
+        """``transport.request`` with Caddy's 500-for-bad-config fixed.
+
+        :param replay: the call is idempotent although its verb is not (a
+            POST that sets one key): replay it once if the connection closed
+            before any response, which happens when Caddy's config reload
+            drops a kept-alive admin connection.
+        """
         try:
             return self.transport.request(method, path, json=json)[1]
         except exceptions.BackendUnavailable as exc:
-            text = _error_text(exc).lower()
-            status = getattr(exc, 'status', None)
-            if status == 500 and text and not any(
-                    marker in text for marker in _TRANSIENT):
-                rejected = exceptions.BackendRejected(str(exc))
-                rejected.status, rejected.body = status, exc.body
-                rejected.retry_after = None
-                raise rejected from exc
-            raise
+            if not replay or getattr(exc, 'status', None) is not None:
+                return self._reclassify(exc)
+        try:
+            return self.transport.request(method, path, json=json)[1]
+        except exceptions.BackendUnavailable as exc:
+            return self._reclassify(exc)
+
+    @staticmethod
+    def _reclassify(exc):
+        """Raise ``exc``, as BackendRejected when Caddy refused a config."""
+        text = _error_text(exc).lower()
+        status = getattr(exc, 'status', None)
+        if status == 500 and text and not any(
+                marker in text for marker in _TRANSIENT):
+            rejected = exceptions.BackendRejected(str(exc))
+            rejected.status, rejected.body = status, exc.body
+            rejected.retry_after = None
+            raise rejected from exc
+        raise exc
 
     # -- reading -------------------------------------------------------------
 
@@ -138,12 +154,12 @@ class CaddyClient:
         key; the http app is created first if the node has none)."""
         path = '%s/%s' % (SERVERS, _check_name(name))
         try:
-            self._call('POST', path, json=server)
+            self._call('POST', path, json=server, replay=True)
         except exceptions.BackendRejected as exc:
             if _NO_PARENT not in _error_text(exc):
                 raise
             self.ensure_http_app()
-            self._call('POST', path, json=server)
+            self._call('POST', path, json=server, replay=True)
 
     def delete_server(self, name):
         """Delete the server ``name``; absent is success.  Returns True

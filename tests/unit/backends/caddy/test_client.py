@@ -151,3 +151,39 @@ def test_server_names_are_checked(name):
         with pytest.raises(ValueError):
             call()
     assert c.transport.calls == []
+
+
+def dropped():
+    """A kept-alive admin connection closed by a reload: no status."""
+    exc = exceptions.BackendUnavailable(
+        'http://node:2019 POST /x: connection closed without a response')
+    exc.status, exc.body, exc.retry_after = None, None, None
+    return exc
+
+
+def test_put_server_is_replayed_once_after_a_dropped_connection():
+    c = client(dropped(), None)
+    c.put_server('a', {'listen': [':80']})
+    assert [call[:2] for call in c.transport.calls] == [
+        ('POST', SERVERS + '/a'), ('POST', SERVERS + '/a')]
+
+
+def test_put_server_gives_up_after_a_second_dropped_connection():
+    c = client(dropped(), dropped())
+    with pytest.raises(exceptions.BackendUnavailable):
+        c.put_server('a', {'listen': [':80']})
+    assert len(c.transport.calls) == 2
+
+
+def test_an_answered_error_is_not_replayed():
+    c = client(unavailable(502, 'bad gateway'))
+    with pytest.raises(exceptions.BackendUnavailable):
+        c.put_server('a', {'listen': [':80']})
+    assert len(c.transport.calls) == 1
+
+
+def test_certificates_are_added_without_replay():
+    c = client(dropped())
+    with pytest.raises(exceptions.BackendUnavailable):
+        c.add_certificate({'@id': 'lb--l--default--pem-1'})
+    assert len(c.transport.calls) == 1      # an append is not idempotent
