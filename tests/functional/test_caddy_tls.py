@@ -3,19 +3,15 @@ listener's certificate into every node, HTTPS clients get it, rotation swaps
 it without a gap, and delete removes every trace (backend level: Octavia
 cannot hand out real PEM here without Barbican)."""
 
-import datetime
 import socket
 import ssl
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from backends.caddy import backend as caddy_backend
 from multilb.conf import clusters
+from tests import tls as tls_material
 from tools.localstack import caddy as ls_caddy
 from tools.localstack import members as ls_members
 from tools.localstack import ports
@@ -23,26 +19,6 @@ from tools.localstack import ports
 LB = '0c0ffee0-0000-4000-8000-00000000000a'
 LISTENER = '0c0ffee0-0000-4000-8000-00000000000b'
 POOL = '0c0ffee0-0000-4000-8000-00000000000c'
-
-
-def self_signed(common_name):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName(common_name)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return {
-        'certificate': cert.public_bytes(serialization.Encoding.PEM).decode(),
-        'private_key': key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()).decode(),
-        'intermediates': [], 'primary_cn': common_name, 'passphrase': None}
 
 
 def graph(port, members, tls):
@@ -119,7 +95,7 @@ def lab(tmp_path_factory):
 def test_https_serves_the_listener_certificate_and_rotates(lab):
     backend, nodes, members = lab
     port = ports.free_port()
-    first = self_signed('www.example.test')
+    first = tls_material.self_signed('www.example.test')
     backend.apply_loadbalancer(graph(port, members, first))
     bodies = {https_get(port, first) for _ in range(6)}
     assert bodies == {'member=%s\n' % m.name for m in members.members}
@@ -127,7 +103,7 @@ def test_https_serves_the_listener_certificate_and_rotates(lab):
     assert subject.rfc4514_string() == 'CN=www.example.test'
 
     # Rotation: the new certificate is served, the old one is gone.
-    second = self_signed('www.example.test')
+    second = tls_material.self_signed('www.example.test')
     backend.apply_loadbalancer(graph(port, members, second))
     assert https_get(port, second).startswith('member=')
     for node in nodes.nodes:

@@ -19,7 +19,6 @@ one full config with real throwaway certificates (made per run with
 """
 
 import copy
-import datetime
 import http.client
 import json
 import os
@@ -641,28 +640,8 @@ def test_caddy_accepts_golden_servers(tmp_path, name):
 
 def _self_signed(cn):
     pytest.importorskip('cryptography')
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.x509.oid import NameOID
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    return dict(
-        certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
-        private_key=key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()).decode(),
-        passphrase=None, intermediates=[], primary_cn=cn)
+    from tests import tls
+    return tls.self_signed(cn)
 
 
 @needs_caddy
