@@ -48,17 +48,20 @@ class Runtime:
 
 
 _lock = threading.Lock()
+# id(conf) -> (conf, pid, Runtime): the reference keeps the id from being
+# reused by a new ConfigOpts (unhashable: no weak mapping); rebuilt after
+# a fork.
 _cache = {}
 
 
 def get(conf=None):
     """The process-wide :class:`Runtime` for ``conf`` (default: cfg.CONF)."""
     conf = conf if conf is not None else cfg.CONF
-    key = (os.getpid(), id(conf))
     with _lock:
-        found = _cache.get(key)
-        if found is None:
-            found = _cache[key] = Runtime(conf)
+        owner, pid, found = _cache.get(id(conf), (None, None, None))
+        if owner is not conf or pid != os.getpid():
+            found = Runtime(conf)
+            _cache[id(conf)] = (conf, os.getpid(), found)
         return found
 
 

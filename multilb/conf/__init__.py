@@ -13,13 +13,15 @@ from multilb.conf import scheduler
 
 CONF = cfg.CONF
 
-_registered = set()
+# id(conf) -> conf. The reference keeps the id from being reused by a new
+# ConfigOpts (they are unhashable, so no WeakSet); there are few of them.
+_registered = {}
 
 
 def register_opts(conf=CONF):
-    if id(conf) in _registered:
+    if _registered.get(id(conf)) is conf:
         return
     core.register_opts(conf)
     clusters.register_defaults(conf)
     scheduler.register_opts(conf)
-    _registered.add(id(conf))
+    _registered[id(conf)] = conf

@@ -451,7 +451,7 @@ def isolated(monkeypatch):
     too.
     """
     runtime.reset()
-    monkeypatch.setattr(multilb.conf, '_registered', set())
+    monkeypatch.setattr(multilb.conf, '_registered', {})
     stores = {}
     monkeypatch.setattr(store, '_cache', stores)
     monkeypatch.setattr(fake_backend, '_STATE', {})
