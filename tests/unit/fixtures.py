@@ -185,13 +185,17 @@ def create_lb(**kwargs):
     partial = pool(POOL_WEB, members=[], hm=None)
     listeners = [
         listener(L_HTTP, default_pool_id=POOL_WEB, default_pool=partial),
-        listener(L_TLS, protocol='TERMINATED_HTTPS', port=443,
-                 default_tls_container_ref='ref-tls',
-                 default_tls_container_data=dict(TLS_DATA),
-                 sni_container_refs=['ref-sni'],
-                 sni_container_data=[dict(TLS_DATA)]),
+        _tls_listener(),
     ]
     return _lb(listeners, [web, api], **kwargs)
+
+
+def _tls_listener():
+    return listener(L_TLS, protocol='TERMINATED_HTTPS', port=443,
+                    default_tls_container_ref='ref-tls',
+                    default_tls_container_data=dict(TLS_DATA),
+                    sni_container_refs=['ref-sni'],
+                    sni_container_data=[dict(TLS_DATA)])
 
 
 def full_lb(**kwargs):
@@ -201,11 +205,7 @@ def full_lb(**kwargs):
         # The get path nests a full copy of the default pool.
         listener(L_HTTP, default_pool_id=POOL_WEB, default_pool=_pools()[0],
                  policies=_policies()),
-        listener(L_TLS, protocol='TERMINATED_HTTPS', port=443,
-                 default_tls_container_ref='ref-tls',
-                 default_tls_container_data=dict(TLS_DATA),
-                 sni_container_refs=['ref-sni'],
-                 sni_container_data=[dict(TLS_DATA)]),
+        _tls_listener(),
     ]
     return _lb(listeners, [web, api], **kwargs)
 
