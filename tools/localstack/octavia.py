@@ -7,6 +7,8 @@ Layout under ``<workdir>``::
     octavia/logs/                 ``log_dir``: octavia-api-0.log, ...
     run/{status,stats,get}.sock   driver-agent sockets
     run/network-noop.db           the no-op network driver's SQLite file
+    <cert_storage_path>/          only if given: Octavia's local certificate
+                                  store (``<ref>.crt``, ``.key``, ...)
 
 Every Octavia process is started through ``launch_octavia.py`` (by path,
 with the venv's Python) so the no-op network driver never writes the
@@ -14,6 +16,12 @@ shared ``/tmp/octavia-network-noop.db``.  The config follows
 /work/shared/recipes/octavia-stack.md §3: ``auth_strategy = noauth`` (send
 ``X-Project-Id``), only the given providers enabled, the no-op network
 driver so VIP/subnet validation needs no Neutron.
+
+Opt-in: ``cert_storage_path`` switches Octavia's certificate manager from
+Barbican (the default, unreachable here) to ``local_cert_manager`` reading
+``<cert_storage_path>/<ref>.crt`` / ``.key`` / ``.int`` / ``.pass``; a
+TERMINATED_HTTPS listener's ``default_tls_container_ref`` (and SNI refs)
+are then such ``<ref>`` names, and the provider receives the real PEM.
 """
 
 import json
@@ -55,7 +63,7 @@ class OctaviaStack:
                  provider_description='multilb appliance fleet',
                  provider_agents=('multilb',), extra_conf='', api_count=1,
                  venv_bin=None, debug=False, ready_timeout=120,
-                 detach=False):
+                 detach=False, cert_storage_path=None):
         self.workdir = os.path.abspath(workdir)
         self.database_url = database_url
         self.providers = _names(provider)
@@ -76,6 +84,8 @@ class OctaviaStack:
         self.debug = debug
         self.ready_timeout = ready_timeout
         self.detach = detach
+        self.cert_storage_path = (os.path.abspath(cert_storage_path)
+                                  if cert_storage_path else None)
 
         self.dir = os.path.join(self.workdir, 'octavia')
         self.log_dir = os.path.join(self.dir, 'logs')
@@ -145,6 +155,12 @@ provider_agent_shutdown_timeout = 5
 [controller_worker]
 network_driver = network_noop_driver
 """
+        if self.cert_storage_path:
+            text += f"""
+[certificates]
+cert_manager = local_cert_manager
+storage_path = {self.cert_storage_path}
+"""
         if self.extra_conf:
             text += '\n' + self.extra_conf.rstrip('\n') + '\n'
         return text
@@ -159,6 +175,8 @@ network_driver = network_noop_driver
     def write_config(self):
         os.makedirs(self.log_dir, exist_ok=True)
         os.makedirs(self.run_dir, exist_ok=True)
+        if self.cert_storage_path:
+            os.makedirs(self.cert_storage_path, mode=0o700, exist_ok=True)
         if not self.api_ports:
             self.api_ports = ports.free_ports(self.api_count)
         with open(self.conf_path, 'w') as f:
@@ -350,7 +368,7 @@ network_driver = network_noop_driver
         self.stop_driver_agent()
 
     def describe(self):
-        return {
+        found = {
             'api_urls': self.api_urls, 'conf_path': self.conf_path,
             'log_dir': self.log_dir, 'providers': self.providers,
             'provider_agents': self.provider_agents,
@@ -361,6 +379,9 @@ network_driver = network_noop_driver
             'driver_agent': (self.driver_agent.describe()
                              if self.driver_agent else None),
         }
+        if self.cert_storage_path:
+            found['cert_storage_path'] = self.cert_storage_path
+        return found
 
     def __enter__(self):
         return self.start()
