@@ -1,7 +1,10 @@
 """Throwaway TLS material for tests: a self-signed certificate in the shape
 Octavia hands a provider (``*_tls_container_data``)."""
 
+import base64
 import datetime
+import os
+import uuid
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -30,3 +33,41 @@ def self_signed(common_name):
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()).decode(),
         'intermediates': [], 'primary_cn': common_name, 'passphrase': None}
+
+
+def store_local(storage_path, tls):
+    """Write ``tls`` where Octavia's ``local_cert_manager`` reads it
+    (``<storage_path>/<ref>.crt`` and ``.key``, mode 0600, plus ``.int``
+    for intermediates); returns the new ``<ref>``."""
+    ref = str(uuid.uuid4())
+    parts = {'crt': tls['certificate'], 'key': tls['private_key']}
+    if tls.get('intermediates'):
+        parts['int'] = ''.join(tls['intermediates'])
+    for suffix, text in parts.items():
+        path = os.path.join(storage_path, '%s.%s' % (ref, suffix))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+    return ref
+
+
+def key_markers(tls):
+    """Texts that betray ``tls``'s private key wherever it is written: each
+    base64 line of its PKCS#8 and of its traditional PEM encoding (Octavia
+    re-encodes keys to the latter before handing them to a provider), the
+    DER of both in one base64 run, and the private value in hex."""
+    key = serialization.load_pem_private_key(
+        tls['private_key'].encode(), password=None)
+    markers = set()
+    for fmt in (serialization.PrivateFormat.PKCS8,
+                serialization.PrivateFormat.TraditionalOpenSSL):
+        pem = key.private_bytes(serialization.Encoding.PEM, fmt,
+                                serialization.NoEncryption()).decode()
+        markers.update(line for line in pem.splitlines()
+                       if line and not line.startswith('-----'))
+        der = key.private_bytes(serialization.Encoding.DER, fmt,
+                                serialization.NoEncryption())
+        markers.add(base64.b64encode(der).decode())
+    markers.add('%x' % key.private_numbers().private_value)
+    # A last base64 line can be a few characters only: too common a text.
+    return sorted(m for m in markers if len(m) >= 32)

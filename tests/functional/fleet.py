@@ -14,6 +14,7 @@ import time
 
 import openstack
 
+from tests import tls as tls_material
 from tools.localstack import etcd as ls_etcd
 from tools.localstack import mariadb as ls_mariadb
 from tools.localstack import octavia as ls_octavia
@@ -55,9 +56,13 @@ class Fleet:
     """Starts and stops the whole stack; offers helpers to tests."""
 
     def __init__(self, workdir, clusters, api_count=1, extra_conf='',
-                 enabled_extra=(), single_host=False, cluster_options=None):
+                 enabled_extra=(), single_host=False, cluster_options=None,
+                 local_certificates=False):
         """:param single_host: use the embedded one-host defaults (sqlite
-        store, file:// coordination) instead of etcd for multilb."""
+        store, file:// coordination) instead of etcd for multilb.
+        :param local_certificates: Octavia reads TLS containers from
+            ``cert_dir`` (its local cert manager) instead of Barbican; see
+            :meth:`store_certificate`."""
         self.workdir = str(workdir)
         self.single_host = single_host
         self.cluster_options = cluster_options
@@ -65,6 +70,8 @@ class Fleet:
         self.enabled_extra = enabled_extra
         self.api_count = api_count
         self.extra_conf = extra_conf
+        self.cert_dir = (os.path.join(self.workdir, 'octavia-certificates')
+                         if local_certificates else None)
         self.etcd = self.db = self.octavia = None
 
     def start(self):
@@ -86,7 +93,8 @@ class Fleet:
                                 cluster_options=self.cluster_options)
             self.octavia = ls_octavia.OctaviaStack(
                 self.workdir, url, extra_conf=conf,
-                api_count=self.api_count, debug=True).start()
+                api_count=self.api_count, debug=True,
+                cert_storage_path=self.cert_dir).start()
         except BaseException:
             self.stop()
             raise
@@ -104,6 +112,11 @@ class Fleet:
         return openstack.connection.Connection(
             auth_type='none', auth={'endpoint': api},
             load_balancer_endpoint_override=api)
+
+    def store_certificate(self, tls):
+        """Put ``tls`` (tests/tls.py shape) into Octavia's local
+        certificate store; returns the ref for ``*_tls_container_ref``."""
+        return tls_material.store_local(self.cert_dir, tls)
 
     def set_faults(self, **faults):
         path = os.path.join(self.workdir, 'faults.json')
