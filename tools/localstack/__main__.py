@@ -3,6 +3,7 @@
     python -m tools.localstack up --workdir DIR [--extra-conf FILE]
         [--provider multilb[,noop_driver]] [--provider-agents multilb]
         [--api-count N] [--venv-bin DIR] [--debug]
+        [--caddy-cluster NAME[:NODES]]... [--members N]
     python -m tools.localstack down --workdir DIR
     python -m tools.localstack status --workdir DIR
 
@@ -12,22 +13,46 @@ after every step and prints it.  ``down`` stops, in reverse order, exactly
 the PIDs recorded there, and only if ``/proc/<pid>`` still shows the same
 start time and a command line that mentions DIR (PIDs get reused).
 Run it with the Python of the Octavia venv, or pass ``--venv-bin``.
+
+Appliances and members, started before Octavia (their addresses go into
+its configuration):
+
+* ``--caddy-cluster NAME[:NODES]`` (repeatable; NODES defaults to 2) starts
+  NODES real Caddy nodes (``caddy`` next to this Python or on PATH; see
+  caddy.py) with admin APIs on free ports, and appends to octavia.conf a
+  ``[cluster:NAME]`` section with ``backend = caddy``, ``endpoints =``
+  their admin URLs and ``listen_address = 127.0.0.1`` (the VIPs of the
+  no-op network driver are not on this host).  Name the cluster in
+  ``[multilb] enabled_clusters`` of ``--extra-conf``; more options for it
+  may go into a ``[cluster:NAME]`` section there too (oslo.config merges
+  repeated sections; the generated options come last and win).
+* ``--members N`` starts N member HTTP servers ``m1`` ... ``mN`` (see
+  members.py: ``GET /`` answers ``member=<name>``, ``/health`` ``ok``).
+
+``status`` prints one line per recorded process (with its URL if it has
+one) and exits 0 if all run, 3 if some do not, 1 if nothing is recorded.
 """
 
 import argparse
+import configparser
 import json
 import logging
 import os
+import re
 import sys
 
+from .caddy import CaddyCluster
 from .etcd import EtcdServer
 from .mariadb import MariaDBServer
+from .members import MemberProcess
 from .octavia import OctaviaStack
 from .process import Service, pid_alive, proc_cmdline
 
 LOG = logging.getLogger('tools.localstack')
 
 STOP_TIMEOUTS = {'mariadbd': 60, 'octavia-driver-agent': 30}
+EXIT_PARTLY = 3  # status: some recorded process does not run
+CLUSTER_RE = re.compile(r'^([A-Za-z0-9][A-Za-z0-9_.-]{0,62})(?::(\d+))?$')
 
 
 def _state_path(workdir):
@@ -56,59 +81,163 @@ def _save(workdir, state):
     os.replace(tmp, _state_path(workdir))
 
 
+def caddy_cluster_spec(value):
+    """``NAME[:NODES]`` -> ``(NAME, NODES)``; an argparse type."""
+    match = CLUSTER_RE.match(value)
+    if not match or int(match.group(2) or 2) < 1:
+        raise argparse.ArgumentTypeError(
+            f'{value!r}: expected NAME or NAME:NODES (NODES >= 1)')
+    return match.group(1), int(match.group(2) or 2)
+
+
+def cluster_conf(clusters):
+    """The ``[cluster:NAME]`` sections telling multilb where the Caddy
+    clusters we started are."""
+    lines = ['# written by tools.localstack: the Caddy clusters it started',
+             '# (nodes on this host, so listeners bind 127.0.0.1, not the '
+             'VIP)']
+    for cluster in clusters:
+        lines += ['', f'[cluster:{cluster.name}]', 'backend = caddy',
+                  'endpoints = ' + ', '.join(cluster.endpoints),
+                  'listen_address = 127.0.0.1']
+    return '\n'.join(lines) + '\n'
+
+
+def _enabled_clusters(extra):
+    """``[multilb] enabled_clusters`` of the extra conf (None: unreadable)."""
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read_string(extra)
+    except configparser.Error:
+        return None
+    value = parser.get('multilb', 'enabled_clusters', fallback='')
+    return [name.strip() for name in value.split(',') if name.strip()]
+
+
+def _read_extra_conf(args):
+    """The ``--extra-conf`` text; warns about Caddy clusters it does not
+    enable."""
+    extra = ''
+    if args.extra_conf:
+        with open(args.extra_conf) as f:
+            extra = f.read()
+    enabled = _enabled_clusters(extra)
+    for name, _nodes in args.caddy_cluster:
+        if enabled is not None and name not in enabled:
+            LOG.warning('Caddy cluster %s is not in [multilb] '
+                        'enabled_clusters of --extra-conf; multilb will not '
+                        'use it', name)
+    return extra
+
+
+class _Recorder:
+    """What ``up`` started, in order, saved to stack.json after each step
+    (so ``down`` can stop a half-started stack too)."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.state = {'workdir': workdir, 'services': []}
+        self.started = []
+
+    def starting(self, component):
+        """Remember ``component`` before it starts: a failed start is
+        cleaned up with the rest."""
+        if component not in self.started:
+            self.started.append(component)
+        return component
+
+    def record(self, name, component, key=None):
+        self.starting(component)
+        if key is None:
+            self.state[name] = component.describe()
+        else:
+            self.state.setdefault(name, {})[key] = component.describe()
+        self.state['services'] = [_entry(s, url) for c in self.started
+                                  for s, url in _services(c)]
+        _save(self.workdir, self.state)
+
+    def stop_all(self):
+        for component in reversed(self.started):
+            component.stop()
+
+
+def _start_appliances(args, rec):
+    """Start the Caddy clusters and the members; returns the multilb
+    configuration that points at the clusters ('' if none)."""
+    clusters = []
+    for name, nodes in args.caddy_cluster:
+        cluster = rec.starting(CaddyCluster(args.workdir, name, nodes=nodes,
+                                            detach=True))
+        clusters.append(cluster.start())
+        rec.record('caddy_clusters', cluster, key=name)
+    for i in range(1, args.members + 1):
+        member = rec.starting(MemberProcess(args.workdir, f'm{i}',
+                                            detach=True))
+        rec.record('members', member.start(), key=member.name)
+    return cluster_conf(clusters) if clusters else ''
+
+
 def up(args):
     workdir = args.workdir
     old = _load(workdir)
     if old and any(_ours(s, workdir) for s in old['services']):
         LOG.error('%s is already up; run down first', workdir)
         return 1
+    names = [name for name, _nodes in args.caddy_cluster]
+    if len(set(names)) != len(names):
+        LOG.error('--caddy-cluster names must differ: %s', names)
+        return 2
     os.makedirs(workdir, exist_ok=True)
-    extra = ''
-    if args.extra_conf:
-        with open(args.extra_conf) as f:
-            extra = f.read()
-    state = {'workdir': workdir, 'services': []}
-    started = []
-
-    def record(name, component):
-        if component not in started:
-            started.append(component)
-        state[name] = component.describe()
-        state['services'] = [s.describe() for c in started
-                             for s in _services(c)]
-        _save(workdir, state)
-
+    extra = _read_extra_conf(args)
+    rec = _Recorder(workdir)
     try:
-        record('etcd', EtcdServer(workdir, detach=True).start())
+        clusters = _start_appliances(args, rec)
+        if clusters:
+            extra = '\n\n'.join(t.rstrip('\n') for t in (extra, clusters)
+                                if t) + '\n'
+        rec.record('etcd', EtcdServer(workdir, detach=True).start())
         db = MariaDBServer(workdir, detach=True).start()
-        record('mariadb', db)
+        rec.record('mariadb', db)
         url = db.create_database(args.db_name, args.db_user, args.db_password)
-        state['database_url'] = url
-        stack = OctaviaStack(
+        rec.state['database_url'] = url
+        stack = rec.starting(OctaviaStack(
             workdir, url, provider=args.provider,
             provider_description=args.provider_description,
             provider_agents=args.provider_agents, extra_conf=extra,
             api_count=args.api_count, venv_bin=args.venv_bin,
-            debug=args.debug, detach=True)
-        started.append(stack)  # so a failed start is cleaned up below
-        record('octavia', stack.start())
+            debug=args.debug, detach=True))
+        rec.record('octavia', stack.start())
     except BaseException:
         LOG.exception('up failed; stopping what was started')
-        for component in reversed(started):
-            component.stop()
+        rec.stop_all()
         if os.path.exists(_state_path(workdir)):
             os.unlink(_state_path(workdir))
         return 1
-    print(json.dumps(state, indent=2))
+    print(json.dumps(rec.state, indent=2))
     return 0
 
 
 def _services(component):
+    """``[(Service, url or None)]`` of a started component."""
     if isinstance(component, OctaviaStack):
-        services = [component.driver_agent] + component.api_services
+        pairs = [(component.driver_agent, None)] + list(
+            zip(component.api_services, component.api_urls))
+    elif isinstance(component, CaddyCluster):
+        pairs = [(node.service, node.admin_url) for node in component]
+    elif isinstance(component, (MemberProcess, EtcdServer)):
+        url = getattr(component, 'url', None) or getattr(
+            component, 'client_url', None)
+        pairs = [(component.service, url)]
     else:
-        services = [component.service]
-    return [s for s in services if s is not None]
+        pairs = [(component.service, None)]
+    return [(s, url) for s, url in pairs if s is not None]
+
+
+def _entry(service, url):
+    entry = service.describe()
+    if url:
+        entry['url'] = url
+    return entry
 
 
 def down(args):
@@ -139,11 +268,14 @@ def status(args):
     if state is None:
         print('down')
         return 1
+    stopped = 0
     for entry in state['services']:
         alive = _ours(entry, args.workdir)
+        stopped += not alive
         print(f"{entry['name']:24} {entry['pid']:>8} "
-              f"{'running' if alive else 'stopped'}")
-    return 0
+              f"{'running' if alive else 'stopped':8} "
+              f"{entry.get('url', '')}".rstrip())
+    return EXIT_PARTLY if stopped else 0
 
 
 def main(argv=None):
@@ -168,6 +300,13 @@ def main(argv=None):
             p.add_argument('--db-user', default='octavia')
             p.add_argument('--db-password', default='octavia')
             p.add_argument('--debug', action='store_true')
+            p.add_argument('--caddy-cluster', action='append', default=[],
+                           type=caddy_cluster_spec, metavar='NAME[:NODES]',
+                           help='start a cluster of NODES (default 2) Caddy '
+                           'nodes and configure it as multilb cluster NAME '
+                           '(repeatable)')
+            p.add_argument('--members', type=int, default=0, metavar='N',
+                           help='start N member HTTP servers m1..mN')
     args = parser.parse_args(argv)
     args.workdir = os.path.abspath(args.workdir)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

@@ -202,7 +202,7 @@ class CaddyCluster:
             node.stop()
 
     def describe(self):
-        return {'name': self.name,
+        return {'name': self.name, 'endpoints': self.endpoints,
                 'nodes': [node.describe() for node in self.nodes]}
 
     def __iter__(self):

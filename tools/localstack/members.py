@@ -12,12 +12,30 @@ the test process, on ``127.0.0.1:<free port>``:
 
 ``stop()`` closes the listening socket (new connections are refused, as
 for a dead member); ``start()`` again binds the same port.
+
+A :class:`MemberProcess` runs the same server in a process of its own, for
+stacks that outlive the Python that started them (``python -m
+tools.localstack up --members N``)::
+
+    python -m tools.localstack.members serve --name m1 --port 8081 \
+        [--host 127.0.0.1] [--workdir DIR]
+
+answers like a MemberServer (``member=m1``, ``/health``), logs every request
+to stderr and exits on SIGTERM or SIGINT.
 """
 
+import argparse
 import http.server
 import logging
+import os
+import signal
+import sys
 import threading
 import time
+import urllib.request
+
+from . import ports
+from .process import Service, wait_until
 
 LOG = logging.getLogger(__name__)
 
@@ -182,3 +200,138 @@ class MemberPool:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+class MemberProcess:
+    """``MemberProcess(workdir, 'm1').start()`` ... ``.stop()``: ``serve``
+    in its own process (a :class:`~tools.localstack.process.Service` named
+    ``member-<name>``), on a free port of 127.0.0.1 picked once and kept.
+
+    Its log (requests included) is ``<workdir>/members/<name>.log``.  The
+    command line carries ``--workdir <workdir>``, which is how ``python -m
+    tools.localstack down`` recognises the process as its own.
+    """
+
+    def __init__(self, workdir, name, host=HOST, port=None, python=None,
+                 ready_timeout=30, detach=False):
+        self.workdir = os.path.abspath(workdir)
+        self.name = name
+        self.address = host
+        self.port = port
+        self.python = python or sys.executable
+        self.ready_timeout = ready_timeout
+        self.detach = detach
+        self.dir = os.path.join(self.workdir, 'members')
+        self.log_path = os.path.join(self.dir, f'{name}.log')
+        self.service = None
+
+    @property
+    def dial(self):
+        return f'{self.address}:{self.port}'
+
+    @property
+    def url(self):
+        return f'http://{self.address}:{self.port}'
+
+    @property
+    def pid(self):
+        return self.service.pid if self.service else None
+
+    def alive(self):
+        return self.service is not None and self.service.alive()
+
+    def _ready(self):
+        with urllib.request.urlopen(self.url + '/health', timeout=2) as resp:
+            return resp.status == 200
+
+    def start(self):
+        """Start ``serve`` and wait until ``GET /health`` answers 200."""
+        if self.alive():
+            return self
+        os.makedirs(self.dir, exist_ok=True)
+        if self.port is None:
+            self.port = ports.free_port(self.address)
+        argv = [self.python, '-m', 'tools.localstack.members', 'serve',
+                '--name', self.name, '--host', self.address,
+                '--port', self.port, '--workdir', self.workdir]
+        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        env['PYTHONPATH'] = os.pathsep.join(
+            p for p in (REPO, env.get('PYTHONPATH')) if p)
+        self.service = Service.spawn(f'member-{self.name}', argv,
+                                     self.log_path, env=env, cwd=self.dir,
+                                     detach=self.detach)
+        try:
+            waited = wait_until(self._ready, self.ready_timeout,
+                                f'member {self.name} on {self.url}',
+                                watch=[self.service])
+        except Exception:
+            self.stop()
+            raise
+        LOG.info('member %s ready on %s after %.2fs', self.name, self.url,
+                 waited)
+        return self
+
+    def stop(self, timeout=10):
+        """SIGTERM, SIGKILL after ``timeout`` s.  Idempotent."""
+        if self.service is not None:
+            self.service.stop(timeout=timeout)
+
+    def describe(self):
+        return {'name': self.name, 'address': self.address,
+                'port': self.port, 'url': self.url,
+                'log_path': self.log_path,
+                'service': self.service.describe() if self.service else None}
+
+    def __repr__(self):
+        return f'<MemberProcess {self.name} {self.dial} pid={self.pid}>'
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def serve(name, host=HOST, port=0):
+    """Run a :class:`MemberServer` until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    member = MemberServer(name, host=host, port=port).start()
+    try:
+        while not stop.wait(3600):
+            pass
+    finally:
+        member.stop()
+    LOG.info('member %s stopped', name)
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='python -m tools.localstack.members',
+        description='A member HTTP server: GET answers member=<name>, '
+                    'GET /health answers ok.')
+    sub = parser.add_subparsers(dest='command', required=True)
+    p = sub.add_parser('serve', help='serve until SIGTERM')
+    p.add_argument('--name', required=True)
+    p.add_argument('--host', default=HOST)
+    p.add_argument('--port', type=int, required=True,
+                   help='0: any free port (logged)')
+    p.add_argument('--workdir', help='stack directory it belongs to; it '
+                   'runs there, and the command line shows it')
+    args = parser.parse_args(argv)
+    if args.workdir:
+        os.chdir(args.workdir)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format='%(asctime)s %(levelname)s %(message)s')
+    LOG.setLevel(logging.DEBUG)  # one line per request
+    return serve(args.name, args.host, args.port)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
