@@ -212,9 +212,38 @@ class ApplianceBackend(abc.ABC):
         :raises BackendUnavailable: when the cluster cannot be asked.
         """
 
-    def get_statistics(self, loadbalancer_id: str) -> list:
-        """Absolute counters per listener (ListenerStats).
+    def member_health(self, graphs: typing.Mapping[str, dict]) -> dict:
+        """What the cluster's health checks say of monitored members.
 
-        :raises BackendUnavailable: when the cluster cannot be asked.
+        Called by the agent's monitor thread of the cluster every
+        ``member_health_interval`` (never concurrently with itself; applies
+        may run meanwhile) with the graph of every load balancer the agent
+        applied to the cluster, keyed by load balancer id.
+
+        :returns: ``{member_id: True}`` for a member whose checks pass,
+            ``False`` for one whose checks fail. Members the cluster has no
+            verdict on yet (no monitor, check not run yet, node silent) are
+            left out: multilb keeps their last known status. The default
+            knows nothing.
+        :raises BackendUnavailable: when no node of the cluster answers.
         """
-        return []
+        return {}
+
+    def collect_statistics(self) -> dict:
+        """Listener traffic since the previous call.
+
+        Called by the agent's monitor thread every ``statistics_interval``
+        (never concurrently with itself). Counters are *increments* since
+        the previous call (the first call of a new instance may return
+        what the appliance counted before, or nothing); multilb adds them
+        to the totals it keeps in its state store, so totals stay monotonic
+        whatever the appliance does with its own counters (reboots, config
+        reloads). The backend must not count the same traffic twice.
+
+        :returns: ``{listener_id: ListenerStats}`` where
+            ``active_connections`` is the current value and the four other
+            fields are increments. Listeners without traffic may be left
+            out. The default reports nothing.
+        :raises BackendUnavailable: when no node of the cluster answers.
+        """
+        return {}

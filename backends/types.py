@@ -18,7 +18,7 @@ class ClusterHealth:
 
 @dataclasses.dataclass(frozen=True)
 class ListenerStats:
-    """Absolute counters of one listener, as the appliance reports them."""
+    """Traffic of one listener (see ``collect_statistics``)."""
 
     listener_id: str
     active_connections: int = 0
@@ -26,3 +26,15 @@ class ListenerStats:
     bytes_out: int = 0
     request_errors: int = 0
     total_connections: int = 0
+
+    def __add__(self, other):
+        """Sum of two readings (of two nodes, or two periods)."""
+        return ListenerStats(
+            listener_id=self.listener_id,
+            active_connections=(self.active_connections +
+                                other.active_connections),
+            bytes_in=self.bytes_in + other.bytes_in,
+            bytes_out=self.bytes_out + other.bytes_out,
+            request_errors=self.request_errors + other.request_errors,
+            total_connections=(self.total_connections +
+                               other.total_connections))

@@ -82,6 +82,10 @@ def _health_key(cluster):
     return 'cluster/%s/health' % cluster
 
 
+def _stats_key(lb_id):
+    return 'stats/' + lb_id
+
+
 def _work_prefix(cluster, lb_id=''):
     return 'work/%s/%s' % (cluster, lb_id + '/' if lb_id else '')
 
@@ -343,7 +347,30 @@ class State:
                 else:
                     deletes.append(key)
         deletes += [_lb_key(lb_id), _marker_key(cluster, lb_id),
-                    _idx_key(lb_id)]
+                    _idx_key(lb_id), _stats_key(lb_id)]
+
+    # -- listener statistics -----------------------------------------------
+
+    def get_statistics(self, lb_id):
+        """``{listener_id: {counter: total}}`` kept for a load balancer."""
+        entry = self.kv.get(_stats_key(lb_id))
+        return json.loads(entry.value) if entry else {}
+
+    def save_statistics(self, totals):
+        """Store ``{lb_id: {listener_id: {counter: total}}}``.
+
+        Only the cluster's owning agent writes a load balancer's totals, so
+        plain puts are enough; a load balancer released meanwhile loses its
+        key again at the next release check of the caller.
+        """
+        puts = {_stats_key(lb_id): _dump(value)
+                for lb_id, value in totals.items()}
+        for chunk in _chunks(sorted(puts)):
+            self._commit({k: puts[k] for k in chunk}, ())
+
+    def drop_statistics(self, lb_ids):
+        for chunk in _chunks(sorted(_stats_key(i) for i in lb_ids)):
+            self._commit({}, chunk)
 
     def ack(self, outbox_key):
         """Forget a status update Octavia accepted."""

@@ -19,6 +19,7 @@ import time
 from backends import exceptions as backend_exc
 from multilb import exceptions
 from multilb import graph as graphs
+from multilb import monitor as monitor_mod
 from multilb import octavia as octavia_mod
 from multilb import outbox as outbox_mod
 from multilb import status as statuses
@@ -46,6 +47,7 @@ class ClusterWorker:
         self.octavia = octavia
         self.settings = settings
         self.backend = None
+        self.monitor = None
         self._stop = threading.Event()
         self._thread = None
         self._pool = None
@@ -69,12 +71,17 @@ class ClusterWorker:
         self._thread = threading.Thread(target=self._loop, daemon=True,
                                         name='multilb-scan-%s' % self.name)
         self._thread.start()
+        self.monitor = monitor_mod.ClusterMonitor(
+            self.name, self.backend, self.state, self.octavia, self.settings)
+        self.monitor.start()
         LOG.info('Cluster %s: worker started (backend %s)', self.name,
                  self.cluster.backend)
 
     def stop(self):
         """Stop scanning, let running jobs finish, release the backend."""
         self._stop.set()
+        if self.monitor is not None:
+            self.monitor.stop()
         if self._thread is not None:
             self._thread.join()
         if self._pool is not None:
@@ -399,6 +406,8 @@ class ClusterWorker:
                 return
             ok = False
         status = statuses.for_intents(intents, graph, record, ok)
+        if ok and self.monitor is not None:
+            status = self.monitor.overlay(status, desired)
         # Index what Octavia has (objects in ERROR included: the user may
         # still update or delete them) and forget what was deleted.
         present = graphs.object_ids(desired if ok else graph)
@@ -414,6 +423,8 @@ class ClusterWorker:
             index={o: t for o, t in present.items() if o not in indexed},
             unindex=sorted(indexed - set(present)) if ok else ())
         self._forget(lb_id)
+        if ok and self.monitor is not None:
+            self.monitor.remember(lb_id, desired)
         LOG.info('Load balancer %s on cluster %s: %s %s in %.3fs', lb_id,
                  self.name, _describe(intents),
                  'applied' if ok else 'FAILED', time.monotonic() - started)
@@ -438,6 +449,8 @@ class ClusterWorker:
                                       unindex=sorted(unindex))
             LOG.info('Load balancer %s deleted from cluster %s', lb_id,
                      self.name)
+            if self.monitor is not None:
+                self.monitor.forget(lb_id)
         else:
             key = self.state.complete(lb_id, self.name, intents,
                                       status=status, record=record)

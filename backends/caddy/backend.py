@@ -24,8 +24,10 @@ how).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import threading
 import urllib.parse
 
 from oslo_config import cfg
@@ -35,6 +37,8 @@ from backends import exceptions
 from backends import transport as transport_mod
 from backends import types
 from backends.caddy import client as client_mod
+from backends.caddy import metrics as metrics_mod
+from backends.caddy import traffic
 from backends.caddy import translate
 from multilb import exceptions as multilb_exc
 
@@ -132,6 +136,9 @@ class CaddyBackend(base.ApplianceBackend):
                 read_timeout=opts['read_timeout'],
                 ca_bundle=opts.get('ca_bundle') or None)))
             for endpoint in opts['endpoints']]
+        self._changing = {endpoint: threading.Lock()
+                          for endpoint in opts['endpoints']}
+        self._ledger = traffic.TrafficLedger()
 
     def stop(self):
         for _endpoint, client in getattr(self, '_nodes', []):
@@ -145,7 +152,9 @@ class CaddyBackend(base.ApplianceBackend):
         missed = []
         for endpoint, client in self._nodes:
             try:
-                action(client)
+                with self._changing[endpoint]:
+                    self._read_traffic(endpoint, client)
+                    action(client)
             except exceptions.BackendUnavailable as exc:
                 missed.append('%s: %s' % (endpoint, exc))
         if len(missed) == len(self._nodes):
@@ -233,4 +242,66 @@ class CaddyBackend(base.ApplianceBackend):
         if not answered:
             raise exceptions.BackendUnavailable(
                 'cluster %s: no Caddy node answered' % self.cluster.name)
+        return found
+
+    # -- health and traffic ------------------------------------------------
+
+    def _metrics(self, endpoint, client):
+        try:
+            return metrics_mod.samples(client.metrics())
+        except exceptions.BackendError as exc:
+            LOG.debug('Cluster %s: no metrics from %s: %s',
+                      self.cluster.name, endpoint, exc)
+            return None
+
+    def _read_traffic(self, endpoint, client):
+        """Account the node's counters (before a change resets them)."""
+        parsed = self._metrics(endpoint, client)
+        if parsed is None:
+            self._ledger.lost(endpoint)
+        else:
+            self._ledger.fold(endpoint, parsed)
+        return parsed is not None
+
+    def member_health(self, graphs):
+        healthy, answered = {}, 0
+        for endpoint, client in self._nodes:
+            parsed = self._metrics(endpoint, client)
+            if parsed is None:
+                continue
+            answered += 1
+            for dial, up in metrics_mod.upstream_health(parsed).items():
+                healthy[dial] = healthy.get(dial, False) or up
+        if not answered:
+            raise exceptions.BackendUnavailable(
+                'cluster %s: no Caddy node answered' % self.cluster.name)
+        found = {}
+        for graph in graphs.values():
+            for pool in graph.get('pools', []):
+                monitor = pool.get('healthmonitor') or {}
+                if not monitor or monitor.get('admin_state_up') is False:
+                    continue
+                for member in translate.proxied_members(pool):
+                    try:
+                        dial = translate.member_dial(member)
+                    except exceptions.BackendRejected:
+                        continue
+                    if dial in healthy:
+                        found[member['member_id']] = healthy[dial]
+        return found
+
+    def collect_statistics(self):
+        answered = 0
+        for endpoint, client in self._nodes:
+            with self._changing[endpoint]:
+                answered += self._read_traffic(endpoint, client)
+        if not answered:
+            raise exceptions.BackendUnavailable(
+                'cluster %s: no Caddy node answered' % self.cluster.name)
+        found = {}
+        for server, stats in self._ledger.take().items():
+            _lb_id, _sep, listener_id = server.partition(SEPARATOR)
+            if listener_id:
+                found[listener_id] = dataclasses.replace(
+                    stats, listener_id=listener_id)
         return found

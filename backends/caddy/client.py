@@ -38,6 +38,7 @@ from backends import exceptions
 SERVERS = 'config/apps/http/servers'
 CERTIFICATES = 'config/apps/tls/certificates/load_pem'
 UPSTREAMS = 'reverse_proxy/upstreams'
+METRICS = 'metrics'
 
 # What Caddy reports for a path whose parent objects do not exist.
 _NO_PARENT = 'invalid traversal path'
@@ -135,6 +136,10 @@ class CaddyClient:
         'fails'}]`` for every upstream of every reverse_proxy handler of the
         node (``num_requests`` is requests in flight, not a total)."""
         return self._call('GET', UPSTREAMS) or []
+
+    def metrics(self):
+        """The node's Prometheus metrics page (text; see metrics.py)."""
+        return self._call('GET', METRICS) or ''
 
     # -- writing -------------------------------------------------------------
 

@@ -10,7 +10,8 @@ only appears in what :func:`certificates` returns (nothing here logs).
 
 Mapping (Octavia -> Caddy; "~" marks an approximation, listed below)::
 
-  listener HTTP              server; protocols [h1]; automatic_https off
+  listener HTTP              server; protocols [h1]; automatic_https off;
+                             metrics on (listener statistics)
   listener TERMINATED_HTTPS  + tls_connection_policies (one per SNI
                              certificate, matched on its primary_cn,
                              then the default certificate); protocols
@@ -411,6 +412,7 @@ def _server(graph, listener, pools, addresses):
                    for a in addresses],
         'automatic_https': {'disable': True},
         'protocols': ['h1'],
+        'metrics': {},
     }
     timeout = listener.get('timeout_client_data')
     if timeout:
@@ -573,6 +575,11 @@ def _rule_matchers(rule):
 # -- pools -----------------------------------------------------------------
 
 
+def proxied_members(pool):
+    """The members Caddy proxies to (and health-checks) for ``pool``."""
+    return _members(pool)[0]
+
+
 def _members(pool):
     """(members to proxy to, their weights); see the module docstring."""
     def usable(backup):
@@ -580,6 +587,11 @@ def _members(pool):
                 and bool(m.get('backup')) is backup and _weight(m) > 0]
     chosen = usable(False) or usable(True)
     return chosen, [_weight(m) for m in chosen]
+
+
+def member_dial(member):
+    """The upstream (and health state) address Caddy knows a member by."""
+    return _hostport(member['address'], member['protocol_port'], 'member')
 
 
 def _weight(member):
@@ -612,8 +624,7 @@ def _pool_handler(pool, listener):
         return dict(_RESPOND_503)
     handler = {
         'handler': 'reverse_proxy',
-        'upstreams': [{'dial': _hostport(m['address'], m['protocol_port'],
-                                         'member')} for m in members],
+        'upstreams': [{'dial': member_dial(m)} for m in members],
         'load_balancing': {'selection_policy': _selection(pool, weights)},
     }
     hm = pool.get('healthmonitor')

@@ -9,10 +9,16 @@ Faults are injected from outside without restarting the agent: the file named
 by ``fake_fault_file`` is read on every call, for example::
 
     {"apply": "unavailable", "delete": "rejected", "latency": 2.0,
-     "probe": "unavailable"}
+     "probe": "unavailable", "members_down": ["<member id>", ...],
+     "counters": {"<listener id>": {"bytes_in": 10, "total_connections": 1,
+                                    "active_connections": 1, ...}}}
 
 ``unavailable`` raises :class:`BackendUnavailable` (retried by the agent),
 ``rejected`` raises :class:`BackendRejected` (ERROR at once).
+``members_down`` fails the health checks of those members (every other
+monitored member passes). ``counters`` are the appliance's own counters of
+each listener, as a real appliance keeps them: lowering one simulates a
+reboot that reset it.
 """
 
 from __future__ import annotations
@@ -87,6 +93,7 @@ class FakeBackend(base.ApplianceBackend):
     def __init__(self, cluster):
         super().__init__(cluster)
         self._opts = cluster.options
+        self._seen = {}
         with _STATE_LOCK:
             self._lbs = _STATE.setdefault(cluster.name, {})
 
@@ -152,10 +159,40 @@ class FakeBackend(base.ApplianceBackend):
         with _STATE_LOCK:
             return set(self._lbs)
 
-    def get_statistics(self, loadbalancer_id):
+    def member_health(self, graphs):
+        down = set(self._faults().get('members_down') or ())
+        found = {}
+        for graph in graphs.values():
+            for pool in graph.get('pools', []):
+                monitor = pool.get('healthmonitor') or {}
+                if not monitor or not monitor.get('admin_state_up', True):
+                    continue
+                for member in pool.get('members', []):
+                    found[member['member_id']] = (
+                        member['member_id'] not in down)
+        return found
+
+    def collect_statistics(self):
+        """Increments of the fault file's ``counters`` since the last call
+        (a counter that went down was reset: its value is the increment)."""
         with _STATE_LOCK:
-            graph = self._lbs.get(loadbalancer_id)
-        if not graph:
-            return []
-        return [types.ListenerStats(listener_id=listener['listener_id'])
-                for listener in graph.get('listeners', [])]
+            held = {listener['listener_id']
+                    for graph in self._lbs.values()
+                    for listener in graph.get('listeners', [])}
+        found = {}
+        counters = self._faults().get('counters') or {}
+        for listener_id, values in counters.items():
+            if listener_id not in held:
+                continue
+            last = self._seen.get(listener_id, {})
+            step = {}
+            for field in ('bytes_in', 'bytes_out', 'request_errors',
+                          'total_connections'):
+                now, before = int(values.get(field, 0)), last.get(field, 0)
+                step[field] = now - before if now >= before else now
+            self._seen[listener_id] = dict(values)
+            found[listener_id] = types.ListenerStats(
+                listener_id=listener_id,
+                active_connections=int(values.get('active_connections', 0)),
+                **step)
+        return found

@@ -51,6 +51,18 @@ opts = [
              'The scheduler treats a cluster whose last probe is older than '
              'three intervals as of unknown health.'),
     cfg.FloatOpt(
+        'member_health_interval', default=10.0, min=0.5,
+        help='Seconds between two reads of member health from each owned '
+             'cluster. Changes of the operating status of members, pools, '
+             'listeners and load balancers are sent to Octavia after each '
+             'read. The appliance\'s own check delay and rise/fall counts '
+             'come on top.'),
+    cfg.FloatOpt(
+        'statistics_interval', default=10.0, min=0.5,
+        help='Seconds between two reads of listener traffic from each owned '
+             'cluster. The totals (kept in the state store, monotonic across '
+             'appliance restarts) are sent to Octavia after each read.'),
+    cfg.FloatOpt(
         'membership_interval', default=2.0, min=0.1,
         help='Seconds between two checks of the agent group membership '
              '(which agent owns which cluster).'),

@@ -21,7 +21,9 @@ def caddy_fleet(tmp_path_factory):
     nodes = ls_caddy.CaddyCluster(str(workdir), 'web', nodes=2)
     members = ls_members.MemberPool(2, prefix='m')
     fleet = fleet_mod.Fleet(workdir, {'web': 10}, cluster_options={'web': {
-        'backend': 'caddy', 'listen_address': '127.0.0.1'}})
+        'backend': 'caddy', 'listen_address': '127.0.0.1'}},
+        extra_conf='[multilb]\nmember_health_interval = 1\n'
+                   'statistics_interval = 1\n')
     try:
         nodes.start()
         members.start()
@@ -103,3 +105,96 @@ def test_full_graph_serves_traffic_and_delete_removes_every_trace(
                     if name.startswith(lb.id)]
     with pytest.raises(OSError):
         urllib.request.urlopen('http://127.0.0.1:%d/' % port, timeout=2)
+
+
+def operating(lbc, lb, pool, member_ids):
+    """Operating statuses Octavia's API shows, in a comparable shape."""
+    return (lbc.get_load_balancer(lb.id).operating_status,
+            lbc.get_pool(pool.id).operating_status,
+            [lbc.get_member(mid, pool.id).operating_status
+             for mid in member_ids])
+
+
+def test_member_health_and_listener_statistics_reach_octavia(caddy_fleet):
+    fleet, nodes, members = caddy_fleet
+    conn = fleet.connection()
+    lbc = conn.load_balancer
+    port = ports.free_port()
+    lb = lbc.create_load_balancer(
+        name='observed', project_id='proj-caddy',
+        vip_subnet_id=fleet_mod.VIP_SUBNET,
+        listeners=[{
+            'name': 'web', 'protocol': 'HTTP', 'protocol_port': port,
+            'default_pool': {
+                'name': 'observed-pool', 'protocol': 'HTTP',
+                'lb_algorithm': 'ROUND_ROBIN',
+                'members': [{'address': '127.0.0.1',
+                             'protocol_port': m.port}
+                            for m in members.members],
+                'healthmonitor': {'type': 'HTTP', 'delay': 1, 'timeout': 1,
+                                  'max_retries': 1, 'max_retries_down': 1,
+                                  'url_path': '/health'}}}])
+    lb = wait_lb(conn, lb.id)
+    listener = lbc.get_listener(lb.listeners[0]['id'])
+    pool = lbc.get_pool(listener.default_pool_id)
+    member_ids = [m['id'] for m in pool.members]
+    by_port = {lbc.get_member(mid, pool.id).protocol_port: mid
+               for mid in member_ids}
+    sick = members.members[1]
+    try:
+        fleet_mod.wait_for(
+            lambda: operating(lbc, lb, pool, member_ids) == (
+                'ONLINE', 'ONLINE', ['ONLINE', 'ONLINE']),
+            timeout=60, what='every member ONLINE')
+
+        # Traffic shows in the listener's and the LB's statistics.
+        members.reset_counts()
+        answers = [fetch(port) for _ in range(10)]
+        assert {status for status, _ in answers} == {200}
+        fleet_mod.wait_for(
+            lambda: lbc.get_listener_statistics(
+                listener.id).total_connections >= 10,
+            timeout=30, what='10 requests counted')
+        stats = lbc.get_listener_statistics(listener.id)
+        assert stats.bytes_out >= sum(len(body) for _, body in answers)
+        assert stats.bytes_in > 0 and stats.request_errors == 0
+        assert lbc.get_load_balancer_statistics(
+            lb.id).total_connections == stats.total_connections
+
+        # A member whose health check fails: ERROR, the LB DEGRADED, and
+        # the healthy member takes every request.
+        sick.healthy = False
+        fleet_mod.wait_for(
+            lambda: lbc.get_member(by_port[sick.port], pool.id)
+            .operating_status == 'ERROR', timeout=60, what='member ERROR')
+        assert lbc.get_pool(pool.id).operating_status == 'DEGRADED'
+        assert lbc.get_listener(listener.id).operating_status == 'DEGRADED'
+        assert lbc.get_load_balancer(lb.id).operating_status == 'DEGRADED'
+        assert lbc.get_member(by_port[members.members[0].port],
+                              pool.id).operating_status == 'ONLINE'
+        assert lbc.get_load_balancer(lb.id).provisioning_status == ACTIVE
+        members.reset_counts()
+        assert {fetch(port)[1] for _ in range(6)} == {
+            'member=%s\n' % members.members[0].name}
+        assert sick.hits == 0
+
+        sick.healthy = True
+        fleet_mod.wait_for(
+            lambda: operating(lbc, lb, pool, member_ids) == (
+                'ONLINE', 'ONLINE', ['ONLINE', 'ONLINE']),
+            timeout=60, what='member back ONLINE')
+
+        # Totals never go down: a node restart resets Caddy's counters.
+        before = lbc.get_listener_statistics(listener.id).total_connections
+        nodes.nodes[0].restart(empty=False)
+        for _ in range(6):
+            assert fetch(port)[0] == 200
+        fleet_mod.wait_for(
+            lambda: lbc.get_listener_statistics(
+                listener.id).total_connections >= before + 6,
+            timeout=30, what='requests after a node restart counted')
+    finally:
+        sick.healthy = True
+        lbc.delete_load_balancer(lb, cascade=True)
+        fleet_mod.wait_for(lambda: gone(lbc.get_load_balancer, lb.id),
+                           what='LB gone')

@@ -317,6 +317,7 @@ class FakeOctavia:
         self.get_errors = []
         self.update_errors = []
         self.update_attempts = 0
+        self.statistics = []
 
     def commit(self, model_or_graph):
         """Make a load balancer visible, as Octavia's commit would."""
@@ -339,6 +340,20 @@ class FakeOctavia:
             raise self.update_errors.pop(0)
         json.dumps(status)   # what the socket would do with it
         self.statuses.append(status)
+
+    def update_statistics(self, statistics):
+        if self.update_errors:
+            raise self.update_errors.pop(0)
+        json.dumps(statistics)
+        self.statistics.append(copy.deepcopy(statistics))
+
+    def listener_stats(self):
+        """``{listener_id: record}``: what Octavia's rows hold now."""
+        found = {}
+        for statistics in self.statistics:
+            for record in statistics['listeners']:
+                found[record['id']] = record
+        return found
 
     # -- reading what was reported ------------------------------------------
 
@@ -476,7 +491,9 @@ def settings():
                                  apply_retry_timeout=300.0,
                                  workers_per_cluster=2,
                                  membership_interval=0.1,
-                                 health_interval=10.0)
+                                 health_interval=10.0,
+                                 member_health_interval=10.0,
+                                 statistics_interval=10.0)
 
 
 @pytest.fixture

@@ -164,13 +164,34 @@ def test_probe(backend, tmp_path):
     assert not health.reachable and health.detail
 
 
-def test_statistics_are_absolute_zero_counters_per_listener(backend):
-    assert backend.get_statistics(fx.LB) == []
+def test_members_down_fail_their_checks_and_unmonitored_get_no_verdict(
+        backend, tmp_path):
+    graphs = {fx.LB: fx.lb_graph()}
+    assert backend.member_health(graphs) == {fx.M1: True, fx.M2: True}
+    faults(tmp_path, members_down=[fx.M2])
+    # M3's pool has no health monitor: no verdict at all.
+    assert backend.member_health(graphs) == {fx.M1: True, fx.M2: False}
+
+
+def test_statistics_are_increments_and_survive_a_counter_reset(
+        backend, tmp_path):
     backend.apply_loadbalancer(fx.lb_graph())
-    stats = backend.get_statistics(fx.LB)
-    assert [s.listener_id for s in stats] == [fx.L_HTTP, fx.L_TLS]
-    assert all(s.total_connections == 0 and s.bytes_in == 0
-               for s in stats)
+    faults(tmp_path, counters={
+        fx.L_HTTP: {'bytes_in': 100, 'total_connections': 4,
+                    'active_connections': 2},
+        'not-held': {'bytes_in': 5}})
+    first = backend.collect_statistics()
+    assert set(first) == {fx.L_HTTP}
+    assert (first[fx.L_HTTP].bytes_in, first[fx.L_HTTP].total_connections,
+            first[fx.L_HTTP].active_connections) == (100, 4, 2)
+    faults(tmp_path, counters={fx.L_HTTP: {'bytes_in': 130,
+                                           'total_connections': 5}})
+    assert backend.collect_statistics()[fx.L_HTTP].bytes_in == 30
+    # the appliance rebooted: its counter restarted below the last value
+    faults(tmp_path, counters={fx.L_HTTP: {'bytes_in': 7,
+                                           'total_connections': 1}})
+    after = backend.collect_statistics()[fx.L_HTTP]
+    assert (after.bytes_in, after.total_connections) == (7, 1)
 
 
 def test_check_config():
