@@ -1,0 +1,117 @@
+"""Listener traffic counted by the caddy backend on two real Caddy nodes
+(backend level): every config change restarts Caddy's counters, yet each
+request is counted once, including those served just before a change."""
+
+import copy
+import urllib.error
+import urllib.request
+
+import pytest
+
+from backends.caddy import backend as caddy_backend
+from multilb.conf import clusters
+from tools.localstack import caddy as ls_caddy
+from tools.localstack import members as ls_members
+from tools.localstack import ports
+
+LB = '0c0ffee0-0000-4000-8000-0000000000a1'
+LISTENER = '0c0ffee0-0000-4000-8000-0000000000b1'
+POOL = '0c0ffee0-0000-4000-8000-0000000000c1'
+
+
+def graph(port, members, weight=1):
+    return {
+        'loadbalancer_id': LB, 'project_id': 'proj-traffic',
+        'admin_state_up': True, 'vip_address': '127.0.0.1',
+        'listeners': [{
+            'listener_id': LISTENER, 'loadbalancer_id': LB,
+            'protocol': 'HTTP', 'protocol_port': port,
+            'admin_state_up': True, 'default_pool_id': POOL,
+            'connection_limit': -1, 'l7policies': [],
+            'insert_headers': {}, 'allowed_cidrs': None}],
+        'pools': [{
+            'pool_id': POOL, 'loadbalancer_id': LB, 'protocol': 'HTTP',
+            'lb_algorithm': 'ROUND_ROBIN', 'admin_state_up': True,
+            'session_persistence': None, 'healthmonitor': None,
+            'members': [{'member_id': 'm-%d' % i, 'pool_id': POOL,
+                         'address': '127.0.0.1', 'protocol_port': m.port,
+                         'weight': weight, 'admin_state_up': True,
+                         'backup': False}
+                        for i, m in enumerate(members.members)]}]}
+
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp('caddytraffic', numbered=True))
+    nodes = ls_caddy.CaddyCluster(workdir, 'traffic', nodes=2)
+    members = ls_members.MemberPool(2, prefix='tr')
+    try:
+        nodes.start()
+        members.start()
+        cluster = clusters.ClusterConfig(
+            name='traffic', backend='caddy', max_loadbalancers=0,
+            description='', backend_class=caddy_backend.CaddyBackend,
+            options={'endpoints': nodes.endpoints,
+                     'listen_address': '127.0.0.1', 'connect_timeout': 3.0,
+                     'read_timeout': 15.0, 'ca_bundle': ''})
+        backend = caddy_backend.CaddyBackend(cluster)
+        backend.start()
+        yield backend, nodes, members
+    finally:
+        members.stop()
+        nodes.stop()
+
+
+def get(port, count):
+    sizes = 0
+    for _ in range(count):
+        with urllib.request.urlopen('http://127.0.0.1:%d/' % port,
+                                    timeout=5) as response:
+            sizes += len(response.read())
+    return sizes
+
+
+def counted(backend):
+    return backend.collect_statistics().get(LISTENER)
+
+
+def test_each_request_is_counted_once_across_config_changes(lab):
+    backend, nodes, members = lab
+    port = ports.free_port()
+    backend.apply_loadbalancer(graph(port, members))
+    total = out = 0
+
+    out += get(port, 5)
+    # A change reloads both nodes: their counters restart from zero.
+    backend.apply_loadbalancer(graph(port, members, weight=2))
+    out += get(port, 3)
+    first = counted(backend)
+    total += first.total_connections
+    assert total == 8
+    assert first.bytes_out == out and first.bytes_in > 0
+
+    # Re-applying the same config reloads nothing: nothing counted twice.
+    backend.apply_loadbalancer(graph(port, members, weight=2))
+    again = counted(backend)
+    assert again is None or again.total_connections == 0
+
+    # A node restarted (not empty) loses its counters: still no double
+    # count, and later requests are counted.
+    get(port, 4)
+    total += counted(backend).total_connections
+    nodes.nodes[1].restart(empty=False)
+    get(port, 6)
+    total += counted(backend).total_connections
+    assert total == 8 + 4 + 6
+
+    # A request that fails upstream is an error: the pool's members stop.
+    stopped = copy.deepcopy(graph(port, members, weight=2))
+    stopped['pools'][0]['members'][0]['address'] = '127.0.0.2'
+    stopped['pools'][0]['members'][1]['address'] = '127.0.0.2'
+    backend.apply_loadbalancer(stopped)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get(port, 1)
+    assert err.value.code == 502
+    after = counted(backend)
+    assert after.request_errors == 1 and after.total_connections == 1
+    backend.delete_loadbalancer(LB)
