@@ -243,8 +243,8 @@ def traffic(web, web_port, small, small_port, members):
     base = 'http://127.0.0.1:%d' % web_port
     section('real HTTP through %s, ROUND_ROBIN over %s' % (
         web.name, ' and '.join(m['name'] for m in members)))
-    print('  Its VIP %s is made up by the no-op network driver; the Caddy '
-          'nodes bind\n  the listener to listen_address 127.0.0.1 instead, '
+    print('  Its VIP %s is made up by the no-op network driver; the Caddy\n'
+          '  nodes bind the listener to listen_address 127.0.0.1 instead, '
           'port %d.' % (web.vip_address, web_port))
     answers = collections.Counter()
     for _ in range(REQUESTS):
