@@ -1,5 +1,6 @@
-"""Real services (etcd, MariaDB, Octavia API + driver agent) for functional
-tests and a quick start, on free ports with private data directories.
+"""Real services (etcd, MariaDB, Octavia API + driver agent, Caddy nodes
+and clusters, member HTTP servers) for functional tests and a quick start,
+on free ports with private data directories.
 
 Library use (pytest fixtures)::
 
@@ -12,15 +13,23 @@ Library use (pytest fixtures)::
     ...
     stack.stop(); db.stop(); etcd.stop()
 
-CLI: ``python -m tools.localstack up|down --workdir DIR`` (see __main__).
+    nodes = CaddyCluster(tmp, 'web', nodes=2).start()   # nodes.endpoints
+    members = MemberPool(2).start()                     # threads, or
+    member = MemberProcess(tmp, 'm1').start()           # a process
+
+CLI: ``python -m tools.localstack up|status|down --workdir DIR
+[--caddy-cluster NAME[:NODES]]... [--members N]`` (see __main__).
 Every object stops exactly the processes it started.
 """
 
+from .caddy import CaddyCluster, CaddyNode
 from .etcd import EtcdServer
 from .mariadb import MariaDBServer
+from .members import MemberPool, MemberProcess, MemberServer
 from .octavia import OctaviaStack
 from .ports import free_port, free_ports
 from .process import Service, wait_until
 
-__all__ = ['EtcdServer', 'MariaDBServer', 'OctaviaStack', 'Service',
-           'free_port', 'free_ports', 'wait_until']
+__all__ = ['CaddyCluster', 'CaddyNode', 'EtcdServer', 'MariaDBServer',
+           'MemberPool', 'MemberProcess', 'MemberServer', 'OctaviaStack',
+           'Service', 'free_port', 'free_ports', 'wait_until']
