@@ -184,6 +184,9 @@ def test_terminated_https_serves_rotates_and_leaves_no_key_behind(
                        what='LB gone')
     for node in nodes.nodes:
         assert node_holds(node, lb.id) == ([], [])
+        # The only load balancer of this cluster: no certificate at all.
+        tls_app = admin_get(node, '/config/apps/tls') or {}
+        assert not (tls_app.get('certificates') or {}).get('load_pem')
     with pytest.raises(OSError):
         socket.create_connection(('127.0.0.1', port), timeout=2).close()
 
