@@ -1,5 +1,10 @@
 """openstacksdk helpers shared by the functional tests."""
 
+import json
+import os
+import subprocess
+import sys
+
 from openstack import exceptions as sdk_exc
 
 from tests.functional import fleet as fleet_mod
@@ -49,6 +54,19 @@ def gone(getter, *args):
     except sdk_exc.NotFoundException:
         return True
     return False
+
+
+def manage_json(fleet, *argv):
+    """Run ``multilb-manage <argv> --format json`` as an operator would,
+    against the stack's octavia.conf, and return the parsed output."""
+    script = os.path.join(os.path.dirname(sys.executable), 'multilb-manage')
+    command = [script] if os.path.exists(script) else [
+        sys.executable, '-m', 'multilb.cmd.manage']
+    done = subprocess.run(
+        command + ['--config-file', fleet.octavia.conf_path] + list(argv) +
+        ['--format', 'json'], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, ''), done.stderr
+    return json.loads(done.stdout)
 
 
 FULL_GRAPH = [{
