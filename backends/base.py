@@ -104,6 +104,11 @@ class ApplianceBackend(abc.ABC):
     def __init__(self, cluster):
         """:param cluster: a :class:`multilb.conf.clusters.ClusterConfig`."""
         self.cluster = cluster
+        self.breaker = None
+        """The cluster's :class:`backends.transport.ClusterBreaker`, set by
+        the agent before :meth:`start`. Every call to the cluster goes
+        through it (REST backends: pass it to each ``Transport``); while it
+        is open those calls raise :class:`BackendUnavailable` at once."""
 
     # -- class-level: used by the API process, no I/O ----------------------
 
@@ -203,7 +208,13 @@ class ApplianceBackend(abc.ABC):
 
     @abc.abstractmethod
     def probe(self) -> types.ClusterHealth:
-        """Check that the cluster answers. Never raises."""
+        """Check that the cluster answers. Never raises.
+
+        Called every ``health_interval`` by the agent; must be cheap and
+        bounded in time (a hung node must be noticed in seconds: use short
+        timeouts and no retries). ``reachable=False`` (no node answers)
+        opens the cluster's circuit breaker at once.
+        """
 
     @abc.abstractmethod
     def list_loadbalancer_ids(self) -> set:

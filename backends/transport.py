@@ -1,4 +1,5 @@
-"""HTTP(S) to one appliance endpoint: the only home of ``requests``.
+"""HTTP(S) to one appliance endpoint, and each cluster's circuit breaker:
+the only home of ``requests`` and ``pybreaker``.
 
 Every backend that speaks a REST API to its appliances goes through a
 :class:`Transport`; it turns the wire into the two outcomes the agent
@@ -34,7 +35,23 @@ Facts this module is built on (docs: shared reference LIBRARIES.md section 6):
 * one ``Session`` per (endpoint, process), created lazily so a forked
   child never shares the parent's sockets; the connection pool holds
   ``pool_maxsize`` connections (size it to the worker threads per cluster).
+
+:class:`ClusterBreaker` wraps a pybreaker ``CircuitBreaker`` per cluster
+(LIBRARIES.md section 3): pybreaker holds a lock around every protected
+call, which would make a cluster's concurrent calls serial, so the call
+itself runs outside pybreaker and only its outcome goes through it (a
+function that returns or re-raises at once). Only failures of the cluster
+count (no answer, timeout, 5xx without ``Retry-After``); rejections (4xx)
+and "busy, retry later" (429/503 with ``Retry-After``) do not. While open,
+calls fail at once with :class:`BackendUnavailable`; after
+``reset_timeout`` one trial call at a time goes through. Its state and
+opening time are written through a ``store`` (``load()`` / ``save(dict)``)
+on every transition, so the scheduler of every API worker sees it and an
+agent taking the cluster over starts from it; counters stay in memory (per
+call cost: nothing but memory).
 """
+
+import datetime
 
 import logging
 import os
@@ -42,6 +59,7 @@ import threading
 import time
 import urllib.parse
 
+import pybreaker
 import requests
 from requests import adapters
 from urllib3 import exceptions as urllib3_exceptions
@@ -177,8 +195,8 @@ class Transport:
     :param retry_after_max: cap on a ``Retry-After`` wait between retries.
     :param retry_statuses: statuses that make an idempotent call retry.
     :param pool_maxsize: connections kept to the endpoint (threads).
-    :param breaker: optional circuit breaker with pybreaker's
-        ``call(func, *args, **kwargs)`` interface (see :meth:`request`).
+    :param breaker: the cluster's :class:`ClusterBreaker` (shared by the
+        transports of its nodes), or None.
     """
 
     def __init__(self, endpoint, connect_timeout, read_timeout, retries=2,
@@ -197,11 +215,6 @@ class Transport:
         self.retry_after_max = retry_after_max
         self.retry_statuses = tuple(retry_statuses)
         self.pool_maxsize = pool_maxsize
-        # Circuit breaker (one per cluster, shared by the transports of its
-        # nodes) -- the pybreaker integration goes here: it must count
-        # BackendUnavailable only, never BackendRejected (pybreaker's
-        # ``exclude``), and its CircuitBreakerError must become
-        # BackendUnavailable.
         self.breaker = breaker
         self._lock = threading.Lock()
         self._session = None
@@ -279,8 +292,8 @@ class Transport:
         :raises BackendRejected: other 4xx, or a redirect.
         """
         if self.breaker is not None:
-            return self.breaker.call(self._request, method, path, json,
-                                     headers)
+            return self.breaker.guard(self._request, method, path, json,
+                                      headers)
         return self._request(method, path, json, headers)
 
     def _request(self, method, path, json, headers):
@@ -324,3 +337,212 @@ def _annotate(error, status, body, retry_after):
     error.status = status
     error.body = body
     error.retry_after = retry_after
+
+
+# -- circuit breaker ----------------------------------------------------------
+
+BREAKER_CLOSED = pybreaker.STATE_CLOSED
+BREAKER_OPEN = pybreaker.STATE_OPEN
+BREAKER_HALF_OPEN = pybreaker.STATE_HALF_OPEN
+
+
+def counts_against_cluster(exc):
+    """True for a failure of the cluster itself (see the module doc)."""
+    if not isinstance(exc, exceptions.BackendUnavailable):
+        return False
+    status = getattr(exc, 'status', None)
+    busy = status in (429, 503) and getattr(exc, 'retry_after', None)
+    return not busy
+
+
+def _epoch(value):
+    return value.timestamp() if value else None
+
+
+class _Storage(pybreaker.CircuitBreakerStorage):
+    """State and opening time in memory, loaded from the shared record."""
+
+    def __init__(self, name, record):
+        super().__init__(name)
+        self._state = record.get('state') or BREAKER_CLOSED
+        if self._state not in (BREAKER_CLOSED, BREAKER_OPEN,
+                               BREAKER_HALF_OPEN):
+            self._state = BREAKER_CLOSED
+        if self._state == BREAKER_HALF_OPEN:
+            self._state = BREAKER_OPEN   # its trial died with its owner
+        opened = record.get('opened_at')
+        self._opened_at = (datetime.datetime.fromtimestamp(
+            opened, datetime.timezone.utc) if opened else None)
+        if self._state == BREAKER_OPEN and self._opened_at is None:
+            self._opened_at = datetime.datetime.now(datetime.timezone.utc)
+        self._fails = self._successes = 0
+
+    @property
+    def state(self):
+        return self._state
+
+    @state.setter
+    def state(self, state):
+        self._state = state
+
+    def increment_counter(self):
+        self._fails += 1
+
+    def reset_counter(self):
+        self._fails = 0
+
+    def increment_success_counter(self):
+        self._successes += 1
+
+    def reset_success_counter(self):
+        self._successes = 0
+
+    @property
+    def counter(self):
+        return self._fails
+
+    @property
+    def success_counter(self):
+        return self._successes
+
+    @property
+    def opened_at(self):
+        return self._opened_at
+
+    @opened_at.setter
+    def opened_at(self, value):
+        self._opened_at = value
+
+
+class _Listener(pybreaker.CircuitBreakerListener):
+
+    def __init__(self, owner):
+        self.owner = owner
+
+    def failure(self, cb, exc):
+        self.owner.last_error = str(exc)[:MAX_ERROR_TEXT]
+
+    def state_change(self, cb, old_state, new_state):
+        self.owner._changed(old_state.name if old_state else None,
+                            new_state.name)
+
+
+class ClusterBreaker:
+    """The circuit breaker of one appliance cluster (see the module doc).
+
+    :param store: object with ``load() -> dict or None`` and
+        ``save(dict)``, or None (state in this process only).
+    :param on_change: ``callable(record)`` after each transition (logging
+        and tests); the record is what ``snapshot()`` returns.
+    """
+
+    def __init__(self, name, fail_max=5, reset_timeout=30.0,
+                 success_threshold=1, store=None, on_change=None):
+        self.name = name
+        self.store = store
+        self.on_change = on_change
+        record = {}
+        if store is not None:
+            try:
+                record = store.load() or {}
+            except Exception as exc:  # noqa: B902 - start closed, say why
+                LOG.warning('Cluster %s: cannot load its circuit breaker '
+                            'state, starting closed: %s', name, exc)
+        self.last_error = record.get('last_error')
+        self._storage = _Storage(name, record)
+        self._trial = threading.Lock()
+        self._breaker = pybreaker.CircuitBreaker(
+            fail_max=fail_max, reset_timeout=reset_timeout,
+            success_threshold=success_threshold,
+            exclude=[lambda exc: not counts_against_cluster(exc)],
+            listeners=[_Listener(self)], state_storage=self._storage,
+            name=name, throw_new_error_on_trip=False)
+
+    @property
+    def state(self):
+        return self._breaker.current_state
+
+    @property
+    def reset_timeout(self):
+        return self._breaker.reset_timeout
+
+    def snapshot(self):
+        """``{'state', 'opened_at', 'failures', 'last_error', 'at'}``."""
+        return {'state': self.state,
+                'opened_at': _epoch(self._storage.opened_at),
+                'failures': self._breaker.fail_counter,
+                'last_error': self.last_error, 'at': time.time()}
+
+    def _changed(self, old, new):
+        # pybreaker notifies before its storage holds the new state
+        record = dict(self.snapshot(), state=new)
+        log = LOG.warning if new == BREAKER_OPEN else LOG.info
+        log('Cluster %s: circuit breaker %s -> %s%s', self.name, old, new,
+            ' (last error: %s)' % self.last_error
+            if new == BREAKER_OPEN else '')
+        if self.store is not None:
+            try:
+                self.store.save(record)
+            except Exception as exc:  # noqa: B902 - the breaker still works
+                LOG.warning('Cluster %s: circuit breaker state not shared: '
+                            '%s', self.name, exc)
+        if self.on_change is not None:
+            self.on_change(record)
+
+    def _remaining(self):
+        opened = self._storage.opened_at
+        if opened is None:
+            return 0.0
+        elapsed = (datetime.datetime.now(datetime.timezone.utc)
+                   - opened).total_seconds()
+        return max(0.0, self.reset_timeout - elapsed)
+
+    def _refuse(self):
+        error = exceptions.BackendUnavailable(
+            'cluster %s: circuit breaker open (last error: %s); next trial '
+            'in %.0fs' % (self.name, self.last_error or 'none',
+                          self._remaining()))
+        _annotate(error, None, None, self._remaining() or None)
+        error.breaker_open = True
+        raise error
+
+    def guard(self, func, *args, **kwargs):
+        """Call ``func`` unless the breaker is open; count its outcome."""
+        trial = self.state != BREAKER_CLOSED
+        if trial:
+            if self._remaining() > 0 or not self._trial.acquire(
+                    blocking=False):
+                self._refuse()
+        try:
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                self._record(exc)
+                raise
+            self._record(None)
+            return result
+        finally:
+            if trial:
+                self._trial.release()
+
+    def _record(self, outcome):
+        def replay():
+            if outcome is not None:
+                raise outcome
+        try:
+            self._breaker.call(replay)
+        except pybreaker.CircuitBreakerError:
+            pass   # an answer that arrived after the breaker opened
+        except Exception:  # noqa: B902 - the replayed outcome itself
+            pass
+
+    def trip(self, reason):
+        """Open now (a probe found no node answering)."""
+        self.last_error = str(reason)[:MAX_ERROR_TEXT]
+        if self.state != BREAKER_OPEN:
+            self._breaker.open()
+
+    def refresh(self):
+        """Write the current record again (keeps it fresh for readers)."""
+        if self.store is not None:
+            self.store.save(self.snapshot())

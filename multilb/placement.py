@@ -47,9 +47,16 @@ def snapshot(rt, request, now=None):
     for name, cluster in sorted(rt.clusters.clusters.items()):
         info = runtime_info.get(name, {})
         health = info.get('health') or {}
+        breaker = info.get('breaker') or {}
         healthy = None
-        if health and now - health.get('at', 0) <= stale_after:
+        fresh = bool(health) and now - health.get('at', 0) <= stale_after
+        if fresh:
             healthy = bool(health.get('reachable'))
+        # Open or half-open (a trial running): no new load balancers. A
+        # record nobody refreshed (no agent owns the cluster) is ignored.
+        breaker_open = (fresh and bool(health.get('breaker_open'))) or (
+            breaker.get('state', 'closed') != 'closed'
+            and now - breaker.get('at', 0) <= stale_after)
         states.append(cluster_state.ClusterState(
             name=name, backend=cluster.backend,
             max_loadbalancers=cluster.max_loadbalancers,
@@ -59,7 +66,7 @@ def snapshot(rt, request, now=None):
             projects=cluster.projects,
             draining=bool((info.get('admin') or {}).get('draining')),
             healthy=healthy,
-            breaker_open=bool(health.get('breaker_open')),
+            breaker_open=breaker_open,
             recent_errors=int(health.get('recent_errors', 0)),
             project_placed=project.get(name, (0, None))[0],
             capabilities=cluster.backend_class.capabilities()))

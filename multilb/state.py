@@ -82,6 +82,10 @@ def _health_key(cluster):
     return 'cluster/%s/health' % cluster
 
 
+def _breaker_key(cluster):
+    return 'cluster/%s/breaker' % cluster
+
+
 def _stats_key(lb_id):
     return 'stats/' + lb_id
 
@@ -130,11 +134,12 @@ class State:
         return found['lb'], found['type']
 
     def cluster_runtime(self):
-        """``{cluster: {"placed", "version", "admin", "health"}}`` in one read.
+        """``{cluster: {"placed", "version", "admin", "health", "breaker",
+        "listeners"}}`` in one read.
 
         ``version`` is the capacity counter's version for
         :meth:`place_loadbalancer` (None before the first placement);
-        ``admin`` and ``health`` are {} when never written.
+        ``admin``, ``health`` and ``breaker`` are {} when never written.
         """
         found = {}
         for entry in self.kv.get_prefix('cluster/'):
@@ -143,13 +148,13 @@ class State:
                 continue
             info = found.setdefault(parts[1], {
                 'placed': 0, 'version': None, 'admin': {}, 'health': {},
-                'listeners': 0})
+                'breaker': {}, 'listeners': 0})
             if parts[2] == 'count':
                 info['placed'], info['version'] = (int(entry.value),
                                                    entry.version)
             elif parts[2] == 'listeners':
                 info['listeners'] = int(entry.value)
-            elif parts[2] in ('admin', 'health'):
+            elif parts[2] in ('admin', 'health', 'breaker'):
                 info[parts[2]] = json.loads(entry.value)
         return found
 
@@ -194,6 +199,15 @@ class State:
     def set_health(self, cluster, health):
         """Record the agent's latest view of a cluster (last writer wins)."""
         self._commit({_health_key(cluster): _dump(health)}, ())
+
+    def get_breaker(self, cluster):
+        """The cluster's circuit breaker record ({} if never written)."""
+        entry = self.kv.get(_breaker_key(cluster))
+        return json.loads(entry.value) if entry else {}
+
+    def set_breaker(self, cluster, record):
+        """Share the breaker's state (its owner writes; last writer wins)."""
+        self._commit({_breaker_key(cluster): _dump(record)}, ())
 
     def pending(self, cluster):
         """``{lb_id: [Intent, ...]}`` (oldest first) for one cluster."""

@@ -17,6 +17,7 @@ import threading
 import time
 
 from backends import exceptions as backend_exc
+from backends import transport
 from multilb import exceptions
 from multilb import graph as graphs
 from multilb import monitor as monitor_mod
@@ -35,6 +36,20 @@ def _describe(intents):
                      for i in intents)
 
 
+class BreakerRecord:
+    """Where a cluster's circuit breaker shares its state (the store)."""
+
+    def __init__(self, state, cluster):
+        self.state = state
+        self.cluster = cluster
+
+    def load(self):
+        return self.state.get_breaker(self.cluster)
+
+    def save(self, record):
+        self.state.set_breaker(self.cluster, record)
+
+
 class ClusterWorker:
     """Applies pending work and delivers statuses for one cluster."""
 
@@ -47,6 +62,7 @@ class ClusterWorker:
         self.octavia = octavia
         self.settings = settings
         self.backend = None
+        self.breaker = None
         self.monitor = None
         self._stop = threading.Event()
         self._thread = None
@@ -63,7 +79,15 @@ class ClusterWorker:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
-        self.backend = self.cluster.backend_class(self.cluster)
+        cluster = self.cluster
+        self.breaker = transport.ClusterBreaker(
+            self.name, fail_max=cluster.breaker_fail_max,
+            reset_timeout=cluster.breaker_reset_timeout,
+            success_threshold=cluster.breaker_success_threshold,
+            store=BreakerRecord(self.state, self.name),
+            on_change=self._breaker_changed)
+        self.backend = cluster.backend_class(cluster)
+        self.backend.breaker = self.breaker
         self.backend.start()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.workers_per_cluster,
@@ -120,6 +144,10 @@ class ClusterWorker:
             return
         self._next_probe = now + self.settings.health_interval
         health = self.backend.probe()
+        breaker = self.breaker
+        if (breaker is not None and not health.reachable
+                and breaker.state == transport.BREAKER_CLOSED):
+            breaker.trip('probe: %s' % health.detail)
         with self._lock:
             self._errors = [t for t in self._errors
                             if now - t < ERROR_WINDOW]
@@ -132,9 +160,20 @@ class ClusterWorker:
             self._last_reachable = health.reachable
         self.state.set_health(self.name, {
             'reachable': health.reachable, 'detail': health.detail,
-            'at': now, 'recent_errors': recent})
+            'at': now, 'recent_errors': recent,
+            'breaker_open': bool(breaker) and (
+                breaker.state != transport.BREAKER_CLOSED)})
+        if breaker is not None and breaker.state != \
+                transport.BREAKER_CLOSED:
+            breaker.refresh()
         if health.reachable:
             self._resync(health)
+
+    def _breaker_changed(self, record):
+        """Work waiting for the cluster resumes as soon as it closes."""
+        if record['state'] == transport.BREAKER_CLOSED:
+            with self._lock:
+                self._not_before.clear()
 
     def _resync(self, health):
         """Queue a re-apply of load balancers the cluster lost.

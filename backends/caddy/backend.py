@@ -81,6 +81,12 @@ class CaddyBackend(base.ApplianceBackend):
             cfg.FloatOpt('read_timeout', default=15.0, min=0.1,
                          help='Seconds to wait for each read from a node\'s '
                               'admin API (a config load reloads the node).'),
+            cfg.FloatOpt('probe_timeout', default=2.0, min=0.1,
+                         help='Seconds a health probe waits for each node '
+                              '(connect and read, no retry). A node that '
+                              'fails its probe gets no change until it '
+                              'answers again, and then gets every load '
+                              'balancer re-applied.'),
             cfg.StrOpt('ca_bundle', default='',
                        help='CA bundle that signs the nodes\' admin API '
                             'certificates (https endpoints). Empty: the '
@@ -130,18 +136,33 @@ class CaddyBackend(base.ApplianceBackend):
 
     def start(self):
         opts = self.cluster.options
+
+        def transport(endpoint, timeout, retries):
+            return transport_mod.Transport(
+                endpoint, connect_timeout=min(opts['connect_timeout'],
+                                              timeout),
+                read_timeout=timeout, retries=retries,
+                ca_bundle=opts.get('ca_bundle') or None,
+                breaker=self.breaker)
+
         self._nodes = [
-            (endpoint, client_mod.CaddyClient(transport_mod.Transport(
-                endpoint, connect_timeout=opts['connect_timeout'],
-                read_timeout=opts['read_timeout'],
-                ca_bundle=opts.get('ca_bundle') or None)))
+            (endpoint, client_mod.CaddyClient(transport(
+                endpoint, opts['read_timeout'], 2)))
             for endpoint in opts['endpoints']]
+        self._probes = {
+            endpoint: client_mod.CaddyClient(transport(
+                endpoint, opts['probe_timeout'], 0))
+            for endpoint in opts['endpoints']}
         self._changing = {endpoint: threading.Lock()
                           for endpoint in opts['endpoints']}
         self._ledger = traffic.TrafficLedger()
+        self._down = set()     # failed their last probe: skipped
+        self._behind = set()   # missed a change: re-apply all when back
 
     def stop(self):
-        for _endpoint, client in getattr(self, '_nodes', []):
+        clients = [c for _e, c in getattr(self, '_nodes', [])]
+        clients += list(getattr(self, '_probes', {}).values())
+        for client in clients:
             try:
                 client.transport.close()
             except Exception:  # noqa: B902 - stop must not raise
@@ -150,12 +171,21 @@ class CaddyBackend(base.ApplianceBackend):
     def _on_every_node(self, what, lb_id, action):
         """Run ``action(client)`` on each node; see the module docstring."""
         missed = []
+        down = set(self._down)
+        if len(down) == len(self._nodes):
+            down = set()   # every node failed its probe: try them anyway
         for endpoint, client in self._nodes:
+            if endpoint in down:
+                self._behind.add(endpoint)
+                missed.append('%s: skipped, failed its last probe' %
+                              endpoint)
+                continue
             try:
                 with self._changing[endpoint]:
                     self._read_traffic(endpoint, client)
                     action(client)
             except exceptions.BackendUnavailable as exc:
+                self._behind.add(endpoint)
                 missed.append('%s: %s' % (endpoint, exc))
         if len(missed) == len(self._nodes):
             raise exceptions.BackendUnavailable(
@@ -214,21 +244,34 @@ class CaddyBackend(base.ApplianceBackend):
                                 client, loadbalancer_id, ()))
 
     def probe(self):
-        problems, held = [], {}
-        for endpoint, client in self._nodes:
+        problems, held, back = [], {}, []
+        for endpoint, _client in self._nodes:
             try:
-                held[endpoint] = set(client.get_servers())
+                held[endpoint] = set(self._probes[endpoint].get_servers())
             except exceptions.BackendError as exc:
+                if endpoint not in self._down:
+                    LOG.warning('Cluster %s: node %s stopped answering: %s',
+                                self.cluster.name, endpoint, exc)
+                self._down.add(endpoint)
+                self._behind.add(endpoint)
                 problems.append('%s: %s' % (endpoint, exc))
+                continue
+            if endpoint in self._down:
+                LOG.info('Cluster %s: node %s answers again',
+                         self.cluster.name, endpoint)
+                self._down.discard(endpoint)
+            if endpoint in self._behind:
+                self._behind.discard(endpoint)
+                back.append('%s missed changes' % endpoint)
         detail = '%d of %d Caddy nodes answer' % (len(held), len(self._nodes))
         union = set().union(*held.values()) if held else set()
         behind = ['%s lacks %d of %d servers' % (
             endpoint, len(union - names), len(union))
             for endpoint, names in held.items() if union - names]
-        if problems or behind:
-            detail += '; ' + '; '.join(problems + behind)
+        if problems or behind or back:
+            detail += '; ' + '; '.join(problems + behind + back)
         return types.ClusterHealth(reachable=bool(held), detail=detail,
-                                   resync=bool(behind))
+                                   resync=bool(behind or back))
 
     def list_loadbalancer_ids(self):
         found, answered = set(), False

@@ -110,6 +110,13 @@ class FakeBackend(base.ApplianceBackend):
             return {}
 
     def _act(self, operation, lb_id):
+        """The appliance round trip: through the breaker when there is one
+        (so injected faults open it as a real cluster's would)."""
+        if self.breaker is not None:
+            return self.breaker.guard(self._round_trip, operation, lb_id)
+        return self._round_trip(operation, lb_id)
+
+    def _round_trip(self, operation, lb_id):
         faults = self._faults()
         delay = float(faults.get('latency', self._opts.get('fake_latency')
                                  or 0.0))
@@ -153,6 +160,11 @@ class FakeBackend(base.ApplianceBackend):
         if self._faults().get('probe') in _FAULTS:
             return types.ClusterHealth(reachable=False,
                                        detail='injected probe fault')
+        if self.breaker is not None:
+            try:
+                self.breaker.guard(lambda: None)
+            except exceptions.BackendUnavailable as exc:
+                return types.ClusterHealth(reachable=False, detail=str(exc))
         return types.ClusterHealth(reachable=True, detail='fake cluster')
 
     def list_loadbalancer_ids(self):

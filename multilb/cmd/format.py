@@ -98,6 +98,20 @@ def health_text(health):
     return text
 
 
+def breaker_text(breaker):
+    if breaker['state'] == 'closed':
+        text = 'closed'
+        if breaker['last_error'] and breaker['at']:
+            text += ' (last error: %s)' % breaker['last_error']
+        return text
+    text = '%s since %s' % (breaker['state'].upper(), breaker['opened_at'])
+    if breaker['last_error']:
+        text += ': %s' % breaker['last_error']
+    if breaker['stale']:
+        text += ' (stale: no agent refreshed it; ignored by the scheduler)'
+    return text
+
+
 def clusters_table(rows):
     text = table(
         ['name', 'backend', 'state', 'placed/capacity', 'health', 'pending',
@@ -129,6 +143,7 @@ def cluster_text(row):
         ('dedicated to', ', '.join(row['projects']) or 'any project'),
         ('placed/capacity', capacity_text(row)),
         ('health', health_text(row['health'])),
+        ('circuit breaker', breaker_text(row['breaker'])),
         ('pending', '%d operation(s) on %d load balancer(s)' % (
             row['pending_intents'], row['pending_loadbalancers'])),
         ('outbox', '%d status update(s) not yet delivered' % row['outbox']),

@@ -155,6 +155,22 @@ def _health(ctx, health):
     return found
 
 
+def _breaker(ctx, record):
+    """The cluster's circuit breaker as its owning agent last shared it."""
+    found = {'state': 'closed', 'opened_at': None, 'last_error': None,
+             'failures': 0, 'at': None, 'stale': None}
+    if not record:
+        return found
+    at = record.get('at')
+    found.update(
+        state=record.get('state') or 'closed',
+        opened_at=fmt.iso(record.get('opened_at')),
+        last_error=record.get('last_error') or None,
+        failures=int(record.get('failures') or 0), at=fmt.iso(at),
+        stale=at is None or ctx.now - at > ctx.stale_after)
+    return found
+
+
 def summary(ctx, name, info):
     """One cluster as ``cluster list`` shows it (stable keys)."""
     rt = ctx.rt
@@ -186,6 +202,7 @@ def summary(ctx, name, info):
         'placed': placed,
         'max_loadbalancers': cluster.max_loadbalancers if cluster else None,
         'health': _health(ctx, info.get('health')),
+        'breaker': _breaker(ctx, info.get('breaker')),
         'pending_intents': sum(len(i) for i in pending.values()),
         'pending_loadbalancers': len(pending),
         'outbox': len(ctx.state.outbox(name)),

@@ -55,6 +55,21 @@ opts = [
         'tags', default=[],
         help='Labels of this cluster (for example: gold, dc1). Flavors and '
              'availability zones select clusters by tag (cluster_tags).'),
+    cfg.IntOpt(
+        'breaker_fail_max', default=5, min=1,
+        help='Consecutive failed calls (no answer, timeout, 5xx) after which '
+             'the cluster\'s circuit breaker opens: the scheduler places no '
+             'new load balancer on the cluster and the agent stops calling '
+             'it until the breaker closes. A probe that finds no node '
+             'answering opens it at once.'),
+    cfg.FloatOpt(
+        'breaker_reset_timeout', default=30.0, min=0.5,
+        help='Seconds an open circuit breaker waits before letting one '
+             'trial call through (half-open).'),
+    cfg.IntOpt(
+        'breaker_success_threshold', default=1, min=1,
+        help='Successful trial calls that close a half-open circuit '
+             'breaker (one at a time; any failure opens it again).'),
     cfg.ListOpt(
         'projects', default=[],
         help='If set, the cluster is dedicated to these project ids: no '
@@ -75,6 +90,9 @@ class ClusterConfig:
     tags: frozenset = frozenset()
     projects: frozenset = frozenset()
     max_listeners: int = 0
+    breaker_fail_max: int = 5
+    breaker_reset_timeout: float = 30.0
+    breaker_success_threshold: int = 1
     options: typing.Mapping[str, typing.Any] = dataclasses.field(
         default_factory=dict, repr=False, compare=False)
     """Backend-specific options, resolved against [cluster_defaults]."""
@@ -166,6 +184,10 @@ def _load_one(conf, name):
                          tags=frozenset(values['tags'] or ()),
                          projects=frozenset(values['projects'] or ()),
                          max_listeners=values['max_listeners'],
+                         breaker_fail_max=values['breaker_fail_max'],
+                         breaker_reset_timeout=values['breaker_reset_timeout'],
+                         breaker_success_threshold=values[
+                             'breaker_success_threshold'],
                          options=backend_values)
 
 

@@ -79,6 +79,7 @@ def lab(tmp_path_factory):
         members.start()
         options = {'endpoints': nodes.endpoints, 'listen_address': '',
                    'connect_timeout': 3.0, 'read_timeout': 15.0,
+                   'probe_timeout': 2.0,
                    'ca_bundle': ''}
         cluster = clusters.ClusterConfig(
             name='tls', backend='caddy', max_loadbalancers=0,

@@ -53,7 +53,8 @@ def lab(tmp_path_factory):
             description='', backend_class=caddy_backend.CaddyBackend,
             options={'endpoints': nodes.endpoints,
                      'listen_address': '127.0.0.1', 'connect_timeout': 3.0,
-                     'read_timeout': 15.0, 'ca_bundle': ''})
+                     'read_timeout': 15.0, 'probe_timeout': 2.0,
+                     'ca_bundle': ''})
         backend = caddy_backend.CaddyBackend(cluster)
         backend.start()
         yield backend, nodes, members

@@ -328,20 +328,6 @@ def test_one_session_per_process(server, monkeypatch):
     assert t.session is not first
 
 
-def test_breaker_wraps_every_request(server):
-    server.on('/ok', reply(200, 'fine'))
-    calls = []
-
-    class Breaker:
-        def call(self, func, *args, **kwargs):
-            calls.append(args[:2])
-            return func(*args, **kwargs)
-
-    t = make(server, breaker=Breaker())
-    assert t.request('GET', '/ok') == (200, 'fine')
-    assert calls == [('GET', '/ok')]
-
-
 # -- TLS -------------------------------------------------------------------
 
 

@@ -129,7 +129,7 @@ def test_cluster_list_json(capsys, conf_path, fleet):
     alpha, beta, nosuch, gone = rows
     assert set(alpha) == {
         'name', 'backend', 'state', 'error', 'draining', 'admin', 'placed',
-        'max_loadbalancers', 'health', 'pending_intents',
+        'max_loadbalancers', 'health', 'breaker', 'pending_intents',
         'pending_loadbalancers', 'outbox'}
     assert alpha['state'] == 'active' and alpha['error'] is None
     assert (alpha['placed'], alpha['max_loadbalancers']) == (2, 10)
@@ -165,6 +165,25 @@ def test_stale_health_is_flagged(capsys, conf_path, state):
     assert 'ok (10m ago, stale)' in out
     rows = run_json(capsys, conf_path, 'cluster', 'list')
     assert rows[0]['health']['stale'] is True
+
+
+def test_cluster_show_names_an_open_breaker_and_its_last_error(
+        capsys, conf_path, state):
+    now = time.time()
+    state.set_breaker('alpha', {
+        'state': 'open', 'opened_at': now - 5, 'failures': 5, 'at': now,
+        'last_error': 'http://10.0.0.1:2019 GET /config: timed out'})
+    code, out, _err = run(capsys, 'cluster', 'show', 'alpha',
+                          conf=conf_path)
+    assert code == 0
+    line = [x for x in out.splitlines() if x.startswith('circuit breaker')]
+    assert 'OPEN since' in line[0] and 'timed out' in line[0]
+    row = run_json(capsys, conf_path, 'cluster', 'show', 'alpha')
+    assert row['breaker']['state'] == 'open'
+    assert row['breaker']['stale'] is False
+    state.set_breaker('alpha', {'state': 'closed', 'at': now})
+    row = run_json(capsys, conf_path, 'cluster', 'show', 'alpha')
+    assert row['breaker']['state'] == 'closed'
 
 
 def test_removed_cluster_with_nothing_left_is_not_listed(
