@@ -113,6 +113,18 @@ class Intent(dict):
         return self['_key']
 
 
+class _BreakerRecord:
+    def __init__(self, state, cluster):
+        self.state = state
+        self.cluster = cluster
+
+    def load(self):
+        return self.state.get_breaker(self.cluster)
+
+    def save(self, record):
+        self.state.set_breaker(self.cluster, record)
+
+
 class State:
     """Domain operations used by the driver, the agent and multilb-manage."""
 
@@ -208,6 +220,11 @@ class State:
     def set_breaker(self, cluster, record):
         """Share the breaker's state (its owner writes; last writer wins)."""
         self._commit({_breaker_key(cluster): _dump(record)}, ())
+
+    def breaker_record(self, cluster):
+        """The ``store`` a :class:`backends.transport.ClusterBreaker` shares
+        its state through."""
+        return _BreakerRecord(self, cluster)
 
     def pending(self, cluster):
         """``{lb_id: [Intent, ...]}`` (oldest first) for one cluster."""

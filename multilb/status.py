@@ -167,3 +167,32 @@ def _loadbalancer(builder, intent, graph, ok):
         return
     builder.set('loadbalancer', lb_id, ACTIVE if ok else ERROR,
                 operating_for('loadbalancer', graph, graph) if ok else None)
+
+
+_PARENT_TYPES = {'listener': 'listener', 'l7policy': 'listener',
+                 'l7rule': 'l7policy', 'member': 'pool',
+                 'healthmonitor': 'pool', 'pool': 'listener'}
+
+
+def failure_from_intents(lb_id, intents):
+    """ERROR for the targets, ACTIVE above them, without Octavia's graph.
+
+    The last resort when Octavia cannot be asked: what the intents say
+    (the LB and each target's recorded parent) is all there is.
+    """
+    builder = StatusBuilder()
+    for intent in intents:
+        otype = intent['type']
+        if otype == 'loadbalancer':
+            builder.set(otype, intent['id'], ERROR)
+            continue
+        builder.set('loadbalancer', lb_id, ACTIVE)
+        if intent.get('parent') and otype in _PARENT_TYPES:
+            builder.set(_PARENT_TYPES[otype], intent['parent'], ACTIVE)
+        if intent['op'] == 'batch':
+            builder.set('pool', intent['id'], ACTIVE)
+            for mid in intent.get('members', []) + intent.get('deleted', []):
+                builder.set('member', mid, ERROR)
+        else:
+            builder.set(otype, intent['id'], ERROR)
+    return builder.build()

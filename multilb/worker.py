@@ -36,20 +36,6 @@ def _describe(intents):
                      for i in intents)
 
 
-class BreakerRecord:
-    """Where a cluster's circuit breaker shares its state (the store)."""
-
-    def __init__(self, state, cluster):
-        self.state = state
-        self.cluster = cluster
-
-    def load(self):
-        return self.state.get_breaker(self.cluster)
-
-    def save(self, record):
-        self.state.set_breaker(self.cluster, record)
-
-
 class ClusterWorker:
     """Applies pending work and delivers statuses for one cluster."""
 
@@ -84,7 +70,7 @@ class ClusterWorker:
             self.name, fail_max=cluster.breaker_fail_max,
             reset_timeout=cluster.breaker_reset_timeout,
             success_threshold=cluster.breaker_success_threshold,
-            store=BreakerRecord(self.state, self.name),
+            store=self.state.breaker_record(self.name),
             on_change=self._breaker_changed)
         self.backend = cluster.backend_class(cluster)
         self.backend.breaker = self.breaker
@@ -281,27 +267,7 @@ class ClusterWorker:
         except Exception:  # noqa: B902 - this is the last resort path
             LOG.exception('Load balancer %s on cluster %s: cannot build the '
                           'failure status from the graph', lb_id, self.name)
-        status = statuses.StatusBuilder()
-        parent_types = {'listener': 'listener', 'l7policy': 'listener',
-                        'l7rule': 'l7policy', 'member': 'pool',
-                        'healthmonitor': 'pool', 'pool': 'listener'}
-        for intent in intents:
-            otype = intent['type']
-            if otype == 'loadbalancer':
-                status.set(otype, intent['id'], statuses.ERROR)
-                continue
-            status.set('loadbalancer', lb_id, statuses.ACTIVE)
-            if intent.get('parent') and otype in parent_types:
-                status.set(parent_types[otype], intent['parent'],
-                           statuses.ACTIVE)
-            if intent['op'] == 'batch':
-                status.set('pool', intent['id'], statuses.ACTIVE)
-                for mid in (intent.get('members', []) +
-                            intent.get('deleted', [])):
-                    status.set('member', mid, statuses.ERROR)
-            else:
-                status.set(otype, intent['id'], statuses.ERROR)
-        return status.build()
+        return statuses.failure_from_intents(lb_id, intents)
 
     def _forget(self, lb_id):
         with self._lock:

@@ -10,7 +10,6 @@ from octavia_lib.api.drivers import exceptions as lib_exc
 
 from backends import transport
 from multilb import placement
-from multilb import worker as worker_mod
 from tests.unit import fixtures as fx
 from tests.unit.fixtures import LB, M1, POOL_WEB, reported
 
@@ -20,7 +19,7 @@ def guarded(env):
     """``env`` whose worker and backend have the cluster's breaker."""
     breaker = transport.ClusterBreaker(
         'alpha', fail_max=2, reset_timeout=60,
-        store=worker_mod.BreakerRecord(env.state, 'alpha'),
+        store=env.state.breaker_record('alpha'),
         on_change=env.worker._breaker_changed)
     env.worker.breaker = env.worker.backend.breaker = breaker
     return env
