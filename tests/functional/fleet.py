@@ -41,6 +41,8 @@ def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
              'membership_interval = 0.5',
              'health_interval = 1',
              '[cluster_defaults]',
+             '# tests inject faults: a tripped breaker must not outlive them',
+             'breaker_reset_timeout = 2',
              'fake_fault_file = %s/faults.json' % workdir,
              'fake_state_dir = %s/appliance' % workdir]
     for name, limit in clusters.items():

@@ -1,0 +1,181 @@
+"""A broken appliance cluster, for real: Caddy nodes frozen with SIGSTOP or
+killed with SIGKILL under the real Octavia API and driver agent, next to
+healthy clusters (issue 5: per-cluster failure isolation).
+
+Clusters: ``c1`` and ``c2`` (one Caddy node each) stay healthy; ``c3``
+(two nodes) is the one we break. Flavors pin load balancers to clusters.
+"""
+
+import json
+import signal
+import time
+import urllib.request
+
+import pytest
+from openstack import exceptions as sdk_exc
+
+from tests.functional import fleet as fleet_mod
+from tests.functional.helpers import ACTIVE, manage_json, wait_lb
+from tools.localstack import caddy as ls_caddy
+from tools.localstack import members as ls_members
+from tools.localstack import ports
+
+CLUSTERS = {'c1': 1, 'c2': 1, 'c3': 2}
+
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp('faults', numbered=True)
+    nodes = {name: ls_caddy.CaddyCluster(str(workdir), name, nodes=count)
+             for name, count in CLUSTERS.items()}
+    members = ls_members.MemberPool(2, prefix='fm')
+    options = {name: {'backend': 'caddy', 'listen_address': '127.0.0.1',
+                      'read_timeout': 3, 'probe_timeout': 1}
+               for name in CLUSTERS}
+    fleet = fleet_mod.Fleet(workdir, {name: 20 for name in CLUSTERS},
+                            cluster_options=options)
+    try:
+        for name, cluster in nodes.items():
+            cluster.start()
+            options[name]['endpoints'] = ', '.join(cluster.endpoints)
+        members.start()
+        fleet.start()
+        conn = fleet.connection()
+        flavors = {}
+        for name, clusters in (('on-c3', ['c3']), ('healthy', ['c1', 'c2'])):
+            profile = conn.load_balancer.create_flavor_profile(
+                name=name, provider_name='multilb',
+                flavor_data=json.dumps({'clusters': clusters}))
+            flavors[name] = conn.load_balancer.create_flavor(
+                name=name, flavor_profile_id=profile.id, enabled=True).id
+        yield fleet, conn, nodes, members, flavors
+    finally:
+        fleet.stop()
+        members.stop()
+        for cluster in nodes.values():
+            cluster.stop()
+
+
+def create(conn, members, flavor, name, member_count=1):
+    port = ports.free_port()
+    lb = conn.load_balancer.create_load_balancer(
+        name=name, project_id='proj-faults', flavor_id=flavor,
+        vip_subnet_id=fleet_mod.VIP_SUBNET,
+        listeners=[{
+            'name': 'web', 'protocol': 'HTTP', 'protocol_port': port,
+            'default_pool': {
+                'name': 'pool', 'protocol': 'HTTP',
+                'lb_algorithm': 'ROUND_ROBIN',
+                'members': [{'address': '127.0.0.1', 'protocol_port': m.port}
+                            for m in members.members[:member_count]]}}])
+    return lb, port
+
+
+def servers_on(node):
+    with urllib.request.urlopen(node.admin_url + '/config/apps/http/servers',
+                                timeout=5) as response:
+        return json.load(response) or {}
+
+
+def upstreams_on(node, lb_id):
+    return sorted(u['dial'] for name, server in servers_on(node).items()
+                  if name.startswith(lb_id)
+                  for route in server['routes'] for h in route['handle']
+                  for u in h.get('upstreams', []))
+
+
+def breaker(fleet, name):
+    return manage_json(fleet, 'cluster', 'show', name)['breaker']
+
+
+def test_a_frozen_cluster_is_isolated_and_recovers(lab):
+    fleet, conn, nodes, members, flavors = lab
+    lbc = conn.load_balancer
+    broken, _port = create(conn, members, flavors['on-c3'], 'on-c3')
+    broken = wait_lb(conn, broken.id)
+    pool_id = broken.pools[0]['id']
+
+    for node in nodes['c3']:
+        node.kill(signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        # Work for the frozen cluster waits (PENDING_UPDATE, no ERROR)...
+        lbc.create_member(pool_id, address='127.0.0.1',
+                          protocol_port=members.members[1].port)
+        # ...while load balancers on the healthy clusters become ACTIVE.
+        healthy = [create(conn, members, flavors['healthy'],
+                          'healthy-%d' % i)[0] for i in range(3)]
+        for lb in healthy:
+            assert wait_lb(conn, lb.id, wait=60).provisioning_status == \
+                ACTIVE
+        fleet_mod.wait_for(lambda: breaker(fleet, 'c3')['state'] == 'open',
+                           timeout=30, interval=0.5, what='c3 breaker open')
+        print('c3 breaker open %.1fs after SIGSTOP' % (
+            time.monotonic() - frozen_at))
+        shown = breaker(fleet, 'c3')
+        assert shown['last_error'] and shown['stale'] is False
+        assert breaker(fleet, 'c1')['state'] == 'closed'
+
+        # No new load balancer goes to the frozen cluster.
+        with pytest.raises(sdk_exc.HttpException) as err:
+            create(conn, members, flavors['on-c3'], 'refused')
+        assert 'in service' in str(err.value)
+        assert lbc.get_load_balancer(broken.id).provisioning_status == \
+            'PENDING_UPDATE'
+    finally:
+        for node in nodes['c3']:
+            node.kill(signal.SIGCONT)
+
+    # The cluster is back: the breaker closes, pending work completes on
+    # both nodes, and the cluster takes new load balancers again.
+    assert wait_lb(conn, broken.id, wait=60).provisioning_status == ACTIVE
+    want = sorted('127.0.0.1:%d' % m.port for m in members.members)
+    for node in nodes['c3']:
+        fleet_mod.wait_for(lambda: upstreams_on(node, broken.id) == want,
+                           timeout=30, what='%s complete' % node.name)
+    fleet_mod.wait_for(lambda: breaker(fleet, 'c3')['state'] == 'closed',
+                       timeout=30, interval=0.5, what='c3 breaker closed')
+    again, _port = create(conn, members, flavors['on-c3'], 'after')
+    assert wait_lb(conn, again.id).provisioning_status == ACTIVE
+    for lb in [broken, again] + healthy:
+        lbc.delete_load_balancer(lb.id, cascade=True)
+
+
+def test_killed_mid_update_ends_in_error_then_recovers(lab):
+    fleet, conn, nodes, members, flavors = lab
+    lbc = conn.load_balancer
+    lb, port = create(conn, members, flavors['on-c3'], 'killed')
+    lb = wait_lb(conn, lb.id)
+    pool_id = lb.pools[0]['id']
+    listener_id = lb.listeners[0]['id']
+
+    for node in nodes['c3']:
+        node.kill(signal.SIGKILL)
+    member = lbc.create_member(pool_id, address='127.0.0.1',
+                               protocol_port=members.members[1].port)
+    # apply_retry_timeout is 20 s in the test fleet: then ERROR for the
+    # member, ACTIVE for what the API locked above it.
+    fleet_mod.wait_for(
+        lambda: lbc.get_member(member.id, pool_id).provisioning_status ==
+        'ERROR', timeout=90, interval=0.5, what='member ERROR')
+    assert lbc.get_pool(pool_id).provisioning_status == ACTIVE
+    assert lbc.get_listener(listener_id).provisioning_status == ACTIVE
+    assert lbc.get_load_balancer(lb.id).provisioning_status == ACTIVE
+
+    for node in nodes['c3']:
+        node.start(empty=False)
+    # The next update succeeds once the breaker lets a call through, and
+    # the nodes then hold the complete configuration.
+    fleet_mod.wait_for(lambda: breaker(fleet, 'c3')['state'] == 'closed',
+                       timeout=60, interval=0.5, what='c3 breaker closed')
+    lbc.update_member(member.id, pool_id, weight=3)
+    assert wait_lb(conn, lb.id, wait=60).provisioning_status == ACTIVE
+    assert lbc.get_member(member.id, pool_id).provisioning_status == ACTIVE
+    want = sorted('127.0.0.1:%d' % m.port for m in members.members)
+    for node in nodes['c3']:
+        fleet_mod.wait_for(lambda: upstreams_on(node, lb.id) == want,
+                           timeout=30, what='%s complete' % node.name)
+    with urllib.request.urlopen('http://127.0.0.1:%d/' % port,
+                                timeout=5) as response:
+        assert response.status == 200
+    lbc.delete_load_balancer(lb.id, cascade=True)
