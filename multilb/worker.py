@@ -222,12 +222,15 @@ class ClusterWorker:
             with self._lock:
                 self._inflight.discard(lb_id)
 
-    def _backoff(self, lb_id):
+    def _backoff(self, lb_id, at_least=0.0):
+        """Next attempt after 0.5 s doubling up to 30 s, or later when the
+        cluster asked for it (``Retry-After``; an open breaker's wait)."""
         with self._lock:
             failures = self._failures.get(lb_id, 0) + 1
             self._failures[lb_id] = failures
-            self._not_before[lb_id] = time.time() + min(
-                _MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+            self._not_before[lb_id] = time.time() + max(min(
+                _MAX_BACKOFF, 0.5 * 2 ** (failures - 1)), min(
+                    _MAX_BACKOFF, at_least or 0.0))
 
     def _give_up(self, lb_id, intents):
         """Last resort for a failure that keeps happening: report ERROR.
@@ -392,7 +395,7 @@ class ClusterWorker:
             LOG.warning('Load balancer %s on cluster %s: cluster '
                         'unavailable, will retry %s: %s', lb_id, self.name,
                         _describe(intents), exc)
-            self._backoff(lb_id)
+            self._backoff(lb_id, getattr(exc, 'retry_after', None))
             return True
         LOG.error('Load balancer %s on cluster %s: %s failed: %s', lb_id,
                   self.name, _describe(intents), exc)

@@ -91,6 +91,14 @@ class CaddyBackend(base.ApplianceBackend):
                        help='CA bundle that signs the nodes\' admin API '
                             'certificates (https endpoints). Empty: the '
                             'system trust store.'),
+            cfg.StrOpt('client_cert', default='',
+                       help='Client certificate (PEM file) presented to '
+                            'the nodes\' admin API (https endpoints that '
+                            'require mutual TLS). Empty: none.'),
+            cfg.StrOpt('client_key', default='',
+                       help='Private key (PEM file) of client_cert, if not '
+                            'in the same file. Keep it readable by the '
+                            'Octavia services only.'),
         ]
 
     @classmethod
@@ -106,6 +114,10 @@ class CaddyBackend(base.ApplianceBackend):
                 raise multilb_exc.ConfigError(
                     'endpoints: %r is not an http:// or https:// URL' %
                     endpoint)
+        if options.get('client_key') and not options.get('client_cert'):
+            raise multilb_exc.ConfigError(
+                'client_key: set, but client_cert is empty; set both, or '
+                'client_cert alone when it holds the key too')
 
     @classmethod
     def check_supported(cls, object_type, fields):
@@ -143,7 +155,11 @@ class CaddyBackend(base.ApplianceBackend):
                                               timeout),
                 read_timeout=timeout, retries=retries,
                 ca_bundle=opts.get('ca_bundle') or None,
-                breaker=self.breaker)
+                client_cert=client_cert, breaker=self.breaker)
+
+        client_cert = opts.get('client_cert') or None
+        if client_cert and opts.get('client_key'):
+            client_cert = (client_cert, opts['client_key'])
 
         self._nodes = [
             (endpoint, client_mod.CaddyClient(transport(

@@ -68,6 +68,8 @@ def test_failing_applies_open_it_then_work_waits_without_calling(
     env.process()
     assert 'circuit breaker open' in caplog.text
     assert env.octavia.statuses == [] and env.pending()   # still waiting
+    # no retry before the breaker could let one through (capped at 30 s)
+    assert env.worker._not_before[LB] - clock.time() >= 29
     assert env.appliance()['pools'][0]['members'][0]['weight'] == 1
 
     # After reset_timeout one trial goes through; it succeeds and closes.

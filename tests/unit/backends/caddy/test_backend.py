@@ -20,6 +20,13 @@ def test_bad_endpoints_are_a_clear_config_error(endpoints, expected):
     assert expected in str(err.value)
 
 
+def test_a_client_key_without_its_certificate_is_a_config_error():
+    with pytest.raises(multilb_exc.ConfigError) as err:
+        Caddy.check_config({'endpoints': ['https://10.0.0.1:2019'],
+                            'client_key': '/etc/multilb/admin.key'})
+    assert 'client_cert is empty' in str(err.value)
+
+
 def test_good_endpoints_pass():
     assert Caddy.check_config({'endpoints': [
         'http://127.0.0.1:2019', 'https://node-b.example:2019']}) is None
