@@ -2,45 +2,27 @@
 multilb, a cluster of two real Caddy nodes and real member HTTP servers.
 """
 
-import json
 import urllib.error
 import urllib.request
 
 import pytest
 
+from tests.functional import caddy_lab as lab
 from tests.functional import fleet as fleet_mod
 from tests.functional.helpers import ACTIVE, gone, wait_lb
-from tools.localstack import caddy as ls_caddy
-from tools.localstack import members as ls_members
 from tools.localstack import ports
 
 
 @pytest.fixture(scope='module')
 def caddy_fleet(tmp_path_factory):
     workdir = tmp_path_factory.mktemp('caddyfleet', numbered=True)
-    nodes = ls_caddy.CaddyCluster(str(workdir), 'web', nodes=2)
-    members = ls_members.MemberPool(2, prefix='m')
-    fleet = fleet_mod.Fleet(workdir, {'web': 10}, cluster_options={'web': {
-        'backend': 'caddy', 'listen_address': '127.0.0.1'}},
-        extra_conf='[multilb]\nmember_health_interval = 1\n'
-                   'statistics_interval = 1\n')
-    try:
-        nodes.start()
-        members.start()
-        fleet.cluster_options['web']['endpoints'] = ', '.join(nodes.endpoints)
-        fleet.start()
-        yield fleet, nodes, members
-    finally:
-        fleet.stop()
-        members.stop()
-        nodes.stop()
+    fast = '[multilb]\nmember_health_interval = 1\nstatistics_interval = 1\n'
+    with lab.caddy_fleet(workdir, {'web': 2}, members=2,
+                         extra_conf=fast) as (fleet, nodes, members):
+        yield fleet, nodes['web'], members
 
 
-def servers_on(node):
-    """The servers a Caddy node runs, read from its admin API."""
-    with urllib.request.urlopen(node.admin_url +
-                                '/config/apps/http/servers') as response:
-        return json.load(response) or {}
+servers_on = lab.servers_on
 
 
 def fetch(port, path='/'):
@@ -61,20 +43,12 @@ def test_full_graph_serves_traffic_and_delete_removes_every_trace(
     lb = lbc.create_load_balancer(
         name='caddy-lb', project_id='proj-caddy',
         vip_subnet_id=fleet_mod.VIP_SUBNET,
-        listeners=[{
-            'name': 'web', 'protocol': 'HTTP', 'protocol_port': port,
-            'default_pool': {
-                'name': 'web-pool', 'protocol': 'HTTP',
-                'lb_algorithm': 'ROUND_ROBIN',
-                'members': [{'address': '127.0.0.1',
-                             'protocol_port': m.port}
-                            for m in members.members],
-                'healthmonitor': {'type': 'HTTP', 'delay': 1, 'timeout': 1,
-                                  'max_retries': 1, 'url_path': '/health'}},
-            'l7policies': [{'name': 'no-admin', 'action': 'REJECT',
-                            'rules': [{'type': 'PATH',
-                                       'compare_type': 'STARTS_WITH',
-                                       'value': '/admin'}]}]}])
+        listeners=[dict(
+            lab.http_listener(port, members.members, monitor={}),
+            l7policies=[{'name': 'no-admin', 'action': 'REJECT',
+                         'rules': [{'type': 'PATH',
+                                    'compare_type': 'STARTS_WITH',
+                                    'value': '/admin'}]}])])
     lb = wait_lb(conn, lb.id)
     assert lb.provisioning_status == ACTIVE
 
@@ -123,17 +97,8 @@ def test_member_health_and_listener_statistics_reach_octavia(caddy_fleet):
     lb = lbc.create_load_balancer(
         name='observed', project_id='proj-caddy',
         vip_subnet_id=fleet_mod.VIP_SUBNET,
-        listeners=[{
-            'name': 'web', 'protocol': 'HTTP', 'protocol_port': port,
-            'default_pool': {
-                'name': 'observed-pool', 'protocol': 'HTTP',
-                'lb_algorithm': 'ROUND_ROBIN',
-                'members': [{'address': '127.0.0.1',
-                             'protocol_port': m.port}
-                            for m in members.members],
-                'healthmonitor': {'type': 'HTTP', 'delay': 1, 'timeout': 1,
-                                  'max_retries': 1, 'max_retries_down': 1,
-                                  'url_path': '/health'}}}])
+        listeners=[lab.http_listener(port, members.members,
+                                     monitor={'max_retries_down': 1})])
     lb = wait_lb(conn, lb.id)
     listener = lbc.get_listener(lb.listeners[0]['id'])
     pool = lbc.get_pool(listener.default_pool_id)

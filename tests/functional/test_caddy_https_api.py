@@ -4,21 +4,17 @@ driver agent, multilb and the caddy backend into a cluster of two real Caddy
 nodes, which serve them to real HTTPS clients in front of real members.
 """
 
-import json
 import os
 import socket
 import ssl
-import urllib.request
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests import tls as tls_material
+from tests.functional import caddy_lab as lab
 from tests.functional import fleet as fleet_mod
 from tests.functional.helpers import ACTIVE, gone, wait_lb
-from tools.localstack import caddy as ls_caddy
-from tools.localstack import members as ls_members
 from tools.localstack import ports
 
 HOST = 'www.example.test'
@@ -28,28 +24,13 @@ SNI_HOST = 'api.example.test'
 @pytest.fixture(scope='module')
 def https_fleet(tmp_path_factory):
     workdir = tmp_path_factory.mktemp('caddyhttps', numbered=True)
-    nodes = ls_caddy.CaddyCluster(str(workdir), 'tls', nodes=2)
-    members = ls_members.MemberPool(2, prefix='hm')
-    fleet = fleet_mod.Fleet(
-        workdir, {'tls': 10}, local_certificates=True,
-        cluster_options={'tls': {'backend': 'caddy',
-                                 'listen_address': '127.0.0.1'}})
-    try:
-        nodes.start()
-        members.start()
-        fleet.cluster_options['tls']['endpoints'] = ', '.join(
-            nodes.endpoints)
-        fleet.start()
-        yield fleet, nodes, members
-    finally:
-        fleet.stop()
-        members.stop()
-        nodes.stop()
+    with lab.caddy_fleet(workdir, {'tls': 2}, members=2, prefix='hm',
+                         local_certificates=True) as (fleet, nodes, members):
+        yield fleet, nodes['tls'], members
 
 
-def admin_get(node, path):
-    with urllib.request.urlopen(node.admin_url + path) as response:
-        return json.load(response)
+admin_get = lab.admin_get
+served_certificate = lab.served_certificate
 
 
 def node_holds(node, lb_id):
@@ -60,17 +41,6 @@ def node_holds(node, lb_id):
     return ([name for name in servers if name.startswith(lb_id)],
             [entry.get('@id', '') for entry in pems
              if entry.get('@id', '').startswith(lb_id)])
-
-
-def served_certificate(port, server_name):
-    """The leaf certificate a TLS handshake with ``server_name`` gets."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(('127.0.0.1', port), timeout=5) as sock:
-        with context.wrap_socket(sock, server_hostname=server_name) as conn:
-            return x509.load_der_x509_certificate(
-                conn.getpeercert(binary_form=True))
 
 
 def same_certificate(served, tls):

@@ -8,10 +8,9 @@ import http.client
 
 import pytest
 
+from tests.functional import caddy_lab as lab
 from tests.functional import fleet as fleet_mod
 from tests.functional.helpers import api_put, wait_lb
-from tools.localstack import caddy as ls_caddy
-from tools.localstack import members as ls_members
 from tools.localstack import ports
 
 TRIES = 6       # requests per check: connections spread over both nodes
@@ -20,23 +19,9 @@ TRIES = 6       # requests per check: connections spread over both nodes
 @pytest.fixture(scope='module')
 def l7_fleet(tmp_path_factory):
     workdir = tmp_path_factory.mktemp('caddyl7', numbered=True)
-    nodes = ls_caddy.CaddyCluster(str(workdir), 'l7', nodes=2)
-    member_a = ls_members.MemberServer('a')
-    member_b = ls_members.MemberServer('b')
-    fleet = fleet_mod.Fleet(workdir, {'l7': 10}, cluster_options={'l7': {
-        'backend': 'caddy', 'listen_address': '127.0.0.1'}})
-    try:
-        nodes.start()
-        member_a.start()
-        member_b.start()
-        fleet.cluster_options['l7']['endpoints'] = ', '.join(nodes.endpoints)
-        fleet.start()
+    with lab.caddy_fleet(workdir, {'l7': 2}, members=('a', 'b')) as (
+            fleet, _nodes, (member_a, member_b)):
         yield fleet, member_a, member_b
-    finally:
-        fleet.stop()
-        member_b.stop()
-        member_a.stop()
-        nodes.stop()
 
 
 class Site:

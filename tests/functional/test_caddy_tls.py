@@ -7,13 +7,10 @@ import socket
 import ssl
 
 import pytest
-from cryptography import x509
 
 from backends.caddy import backend as caddy_backend
-from multilb.conf import clusters
 from tests import tls as tls_material
-from tools.localstack import caddy as ls_caddy
-from tools.localstack import members as ls_members
+from tests.functional import caddy_lab
 from tools.localstack import ports
 
 LB = '0c0ffee0-0000-4000-8000-00000000000a'
@@ -43,14 +40,7 @@ def graph(port, members, tls):
                         for i, m in enumerate(members.members)]}]}
 
 
-def served_certificate(port, server_name):
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(('127.0.0.1', port), timeout=5) as sock:
-        with context.wrap_socket(sock, server_hostname=server_name) as tls:
-            der = tls.getpeercert(binary_form=True)
-    return x509.load_der_x509_certificate(der)
+served_certificate = caddy_lab.served_certificate
 
 
 def https_get(port, tls):
@@ -71,26 +61,11 @@ def https_get(port, tls):
 
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp('caddytls', numbered=True))
-    nodes = ls_caddy.CaddyCluster(workdir, 'tls', nodes=2)
-    members = ls_members.MemberPool(2, prefix='tm')
-    try:
-        nodes.start()
-        members.start()
-        options = {'endpoints': nodes.endpoints, 'listen_address': '',
-                   'connect_timeout': 3.0, 'read_timeout': 15.0,
-                   'probe_timeout': 2.0,
-                   'ca_bundle': ''}
-        cluster = clusters.ClusterConfig(
-            name='tls', backend='caddy', max_loadbalancers=0,
-            description='', backend_class=caddy_backend.CaddyBackend,
-            options=options)
-        backend = caddy_backend.CaddyBackend(cluster)
-        backend.start()
-        yield backend, nodes, members
-    finally:
-        members.stop()
-        nodes.stop()
+    workdir = tmp_path_factory.mktemp('caddytls', numbered=True)
+    # listen on the graph's VIP (127.0.0.1), as in production
+    with caddy_lab.backend_lab(workdir, 'tls', prefix='tm',
+                               listen_address='') as found:
+        yield found
 
 
 def test_https_serves_the_listener_certificate_and_rotates(lab):

@@ -8,10 +8,7 @@ import urllib.request
 
 import pytest
 
-from backends.caddy import backend as caddy_backend
-from multilb.conf import clusters
-from tools.localstack import caddy as ls_caddy
-from tools.localstack import members as ls_members
+from tests.functional import caddy_lab
 from tools.localstack import ports
 
 LB = '0c0ffee0-0000-4000-8000-0000000000a1'
@@ -42,25 +39,9 @@ def graph(port, members, weight=1):
 
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp('caddytraffic', numbered=True))
-    nodes = ls_caddy.CaddyCluster(workdir, 'traffic', nodes=2)
-    members = ls_members.MemberPool(2, prefix='tr')
-    try:
-        nodes.start()
-        members.start()
-        cluster = clusters.ClusterConfig(
-            name='traffic', backend='caddy', max_loadbalancers=0,
-            description='', backend_class=caddy_backend.CaddyBackend,
-            options={'endpoints': nodes.endpoints,
-                     'listen_address': '127.0.0.1', 'connect_timeout': 3.0,
-                     'read_timeout': 15.0, 'probe_timeout': 2.0,
-                     'ca_bundle': ''})
-        backend = caddy_backend.CaddyBackend(cluster)
-        backend.start()
-        yield backend, nodes, members
-    finally:
-        members.stop()
-        nodes.stop()
+    workdir = tmp_path_factory.mktemp('caddytraffic', numbered=True)
+    with caddy_lab.backend_lab(workdir, 'traffic', prefix='tr') as found:
+        yield found
 
 
 def get(port, count):

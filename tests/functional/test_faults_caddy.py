@@ -14,10 +14,9 @@ import urllib.request
 import pytest
 from openstack import exceptions as sdk_exc
 
+from tests.functional import caddy_lab
 from tests.functional import fleet as fleet_mod
 from tests.functional.helpers import ACTIVE, manage_json, wait_lb
-from tools.localstack import caddy as ls_caddy
-from tools.localstack import members as ls_members
 from tools.localstack import ports
 
 CLUSTERS = {'c1': 1, 'c2': 1, 'c3': 2}
@@ -26,20 +25,10 @@ CLUSTERS = {'c1': 1, 'c2': 1, 'c3': 2}
 @pytest.fixture(scope='module')
 def lab(tmp_path_factory):
     workdir = tmp_path_factory.mktemp('faults', numbered=True)
-    nodes = {name: ls_caddy.CaddyCluster(str(workdir), name, nodes=count)
-             for name, count in CLUSTERS.items()}
-    members = ls_members.MemberPool(2, prefix='fm')
-    options = {name: {'backend': 'caddy', 'listen_address': '127.0.0.1',
-                      'read_timeout': 3, 'probe_timeout': 1}
-               for name in CLUSTERS}
-    fleet = fleet_mod.Fleet(workdir, {name: 20 for name in CLUSTERS},
-                            cluster_options=options)
-    try:
-        for name, cluster in nodes.items():
-            cluster.start()
-            options[name]['endpoints'] = ', '.join(cluster.endpoints)
-        members.start()
-        fleet.start()
+    quick = {name: {'read_timeout': 3, 'probe_timeout': 1}
+             for name in CLUSTERS}
+    with caddy_lab.caddy_fleet(workdir, CLUSTERS, members=2, prefix='fm',
+                               options=quick) as (fleet, nodes, members):
         conn = fleet.connection()
         flavors = {}
         for name, clusters in (('on-c3', ['c3']), ('healthy', ['c1', 'c2'])):
@@ -49,11 +38,6 @@ def lab(tmp_path_factory):
             flavors[name] = conn.load_balancer.create_flavor(
                 name=name, flavor_profile_id=profile.id, enabled=True).id
         yield fleet, conn, nodes, members, flavors
-    finally:
-        fleet.stop()
-        members.stop()
-        for cluster in nodes.values():
-            cluster.stop()
 
 
 def create(conn, members, flavor, name, member_count=1):
@@ -61,20 +45,12 @@ def create(conn, members, flavor, name, member_count=1):
     lb = conn.load_balancer.create_load_balancer(
         name=name, project_id='proj-faults', flavor_id=flavor,
         vip_subnet_id=fleet_mod.VIP_SUBNET,
-        listeners=[{
-            'name': 'web', 'protocol': 'HTTP', 'protocol_port': port,
-            'default_pool': {
-                'name': 'pool', 'protocol': 'HTTP',
-                'lb_algorithm': 'ROUND_ROBIN',
-                'members': [{'address': '127.0.0.1', 'protocol_port': m.port}
-                            for m in members.members[:member_count]]}}])
+        listeners=[caddy_lab.http_listener(
+            port, members.members[:member_count])])
     return lb, port
 
 
-def servers_on(node):
-    with urllib.request.urlopen(node.admin_url + '/config/apps/http/servers',
-                                timeout=5) as response:
-        return json.load(response) or {}
+servers_on = caddy_lab.servers_on
 
 
 def upstreams_on(node, lb_id):

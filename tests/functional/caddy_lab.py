@@ -1,0 +1,131 @@
+"""Real Caddy clusters and member servers for the functional tests.
+
+* :func:`caddy_fleet`: the whole stack (Fleet) whose clusters are real
+  Caddy nodes, plus real member HTTP servers;
+* :func:`backend_lab`: one started ``CaddyBackend`` over real nodes, for
+  tests below the Octavia API;
+* helpers to read what a node holds and to build the usual listener.
+"""
+
+import contextlib
+import json
+import socket
+import ssl
+import urllib.request
+
+from cryptography import x509
+
+from backends.caddy import backend as caddy_backend
+from multilb.conf import clusters as cluster_conf
+from tests.functional import fleet as fleet_mod
+from tools.localstack import caddy as ls_caddy
+from tools.localstack import members as ls_members
+
+BACKEND_OPTIONS = {'listen_address': '127.0.0.1', 'connect_timeout': 3.0,
+                   'read_timeout': 15.0, 'probe_timeout': 2.0,
+                   'ca_bundle': '', 'client_cert': '', 'client_key': ''}
+
+
+@contextlib.contextmanager
+def caddy_fleet(workdir, clusters, members=(), prefix='m', options=None,
+                **fleet_kwargs):
+    """``(fleet, {cluster: CaddyCluster}, MemberPool or [MemberServer])``.
+
+    :param clusters: ``{name: node count}`` (every cluster backend caddy,
+        listeners on 127.0.0.1, capacity 20).
+    :param members: a count (a MemberPool named ``<prefix><i>``) or names
+        (one MemberServer each, returned as a list).
+    :param options: extra ``{cluster: {option: value}}``.
+    """
+    workdir = str(workdir)
+    nodes = {name: ls_caddy.CaddyCluster(workdir, name, nodes=count)
+             for name, count in clusters.items()}
+    if isinstance(members, int):
+        pool = ls_members.MemberPool(members, prefix=prefix)
+        servers = [pool]
+    else:
+        pool = [ls_members.MemberServer(name) for name in members]
+        servers = pool
+    cluster_options = {
+        name: dict({'backend': 'caddy', 'listen_address': '127.0.0.1'},
+                   **(options or {}).get(name, {}))
+        for name in clusters}
+    fleet = fleet_mod.Fleet(workdir, {name: 20 for name in clusters},
+                            cluster_options=cluster_options, **fleet_kwargs)
+    try:
+        for name, cluster in nodes.items():
+            cluster.start()
+            cluster_options[name]['endpoints'] = ', '.join(cluster.endpoints)
+        for server in servers:
+            server.start()
+        fleet.start()
+        yield fleet, nodes, pool
+    finally:
+        fleet.stop()
+        for server in servers:
+            server.stop()
+        for cluster in nodes.values():
+            cluster.stop()
+
+
+@contextlib.contextmanager
+def backend_lab(workdir, name, nodes=2, members=2, prefix='m', **options):
+    """``(started CaddyBackend, CaddyCluster, MemberPool)``."""
+    cluster = ls_caddy.CaddyCluster(str(workdir), name, nodes=nodes)
+    pool = ls_members.MemberPool(members, prefix=prefix)
+    try:
+        cluster.start()
+        pool.start()
+        config = cluster_conf.ClusterConfig(
+            name=name, backend='caddy', max_loadbalancers=0,
+            description='', backend_class=caddy_backend.CaddyBackend,
+            options=dict(BACKEND_OPTIONS, endpoints=cluster.endpoints,
+                         **options))
+        backend = caddy_backend.CaddyBackend(config)
+        backend.start()
+        try:
+            yield backend, cluster, pool
+        finally:
+            backend.stop()
+    finally:
+        pool.stop()
+        cluster.stop()
+
+
+def http_listener(port, members, name='web', monitor=None, **pool):
+    """One HTTP listener (full-graph create body) with a ROUND_ROBIN pool
+    over ``members`` (MemberServer objects) and an optional monitor."""
+    default_pool = dict({
+        'name': name + '-pool', 'protocol': 'HTTP',
+        'lb_algorithm': 'ROUND_ROBIN',
+        'members': [{'address': m.address, 'protocol_port': m.port}
+                    for m in members]}, **pool)
+    if monitor:
+        default_pool['healthmonitor'] = dict(
+            {'type': 'HTTP', 'delay': 1, 'timeout': 1, 'max_retries': 1,
+             'url_path': '/health'}, **monitor)
+    return {'name': name, 'protocol': 'HTTP', 'protocol_port': port,
+            'default_pool': default_pool}
+
+
+def admin_get(node, path):
+    """GET of a node's admin API, parsed (None for an absent key)."""
+    with urllib.request.urlopen(node.admin_url + path,
+                                timeout=5) as response:
+        return json.load(response)
+
+
+def servers_on(node):
+    """``{name: server}`` a Caddy node runs."""
+    return admin_get(node, '/config/apps/http/servers') or {}
+
+
+def served_certificate(port, server_name):
+    """The leaf certificate a TLS handshake with ``server_name`` gets."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(('127.0.0.1', port), timeout=5) as sock:
+        with context.wrap_socket(sock, server_hostname=server_name) as conn:
+            return x509.load_der_x509_certificate(
+                conn.getpeercert(binary_form=True))
