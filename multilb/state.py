@@ -226,9 +226,16 @@ class State:
         its state through."""
         return _BreakerRecord(self, cluster)
 
-    def pending(self, cluster):
-        """``{lb_id: [Intent, ...]}`` (oldest first) for one cluster."""
+    def pending(self, cluster, lb_id=None):
+        """``{lb_id: [Intent, ...]}`` (oldest first) for one cluster, or
+        for one of its load balancers only."""
         prefix = _work_prefix(cluster)
+        if lb_id is not None:
+            found = {}
+            for entry in self.kv.get_prefix(_work_prefix(cluster, lb_id)):
+                intent = Intent(json.loads(entry.value), _key=entry.key)
+                found.setdefault(lb_id, []).append(intent)
+            return found
         found = {}
         for entry in self.kv.get_prefix(prefix):
             lb_id = entry.key[len(prefix):].split('/', 1)[0]

@@ -198,17 +198,23 @@ class ClusterWorker:
         """Deliver the outbox, then dispatch every load balancer with work."""
         self.deliver_outbox()
         now = time.time()
-        for lb_id, intents in self.state.pending(self.name).items():
+        for lb_id in self.state.pending(self.name):
             with self._lock:
                 if (lb_id in self._inflight
                         or self._not_before.get(lb_id, 0) > now):
                     continue
                 self._inflight.add(lb_id)
-            self._pool.submit(self._job, lb_id, intents)
+            self._pool.submit(self._job, lb_id)
 
-    def _job(self, lb_id, intents):
+    def _job(self, lb_id):
+        """One job per load balancer at a time. Its intents are read again
+        here, holding the in-flight slot: the scan's snapshot may predate
+        the end of the previous job (whose intents are then done)."""
+        intents = []
         try:
-            self.process(lb_id, intents)
+            intents = self.state.pending(self.name, lb_id).get(lb_id)
+            if intents:
+                self.process(lb_id, intents)
         except exceptions.StoreUnavailable as exc:
             LOG.warning('Load balancer %s on cluster %s: state store '
                         'unavailable, will retry: %s', lb_id, self.name, exc)
@@ -216,7 +222,7 @@ class ClusterWorker:
         except Exception:
             LOG.exception('Load balancer %s on cluster %s: unexpected '
                           'failure', lb_id, self.name)
-            if not self._give_up(lb_id, intents):
+            if not intents or not self._give_up(lb_id, intents):
                 self._backoff(lb_id)
         finally:
             with self._lock:

@@ -416,6 +416,32 @@ def test_scan_dispatches_every_lb_with_work(env, executor):
     assert env.worker.backend.list_loadbalancer_ids() == {LB, 'lb-2'}
 
 
+def test_work_finished_after_the_scan_read_it_is_not_done_twice(
+        env, executor, monkeypatch):
+    env.create_active()
+    env.driver.listener_update(fx.listener(L_HTTP),
+                               dm.Listener(listener_id=L_HTTP,
+                                           connection_limit=7))
+    env.committed()['listeners'][0]['connection_limit'] = 7
+    read = env.state.pending
+    raced = []
+
+    def snapshot_then_previous_job_ends(cluster, lb_id=None):
+        found = read(cluster, lb_id)
+        if lb_id is None and found and not raced:
+            raced.append(True)
+            env.process()     # the job still running finishes meanwhile
+        return found
+
+    monkeypatch.setattr(env.state, 'pending',
+                        snapshot_then_previous_job_ends)
+    env.worker.scan()
+    executor.shutdown(wait=True)
+    # one report for the update, not a second one from the stale snapshot
+    assert len(env.octavia.statuses) == 1
+    assert read('alpha') == {}
+
+
 def test_intents_of_an_unknown_lb_are_dropped(env):
     env.state.add_intent('lb-ghost', 'alpha', {
         'op': 'update', 'type': 'loadbalancer', 'id': 'lb-ghost'})
