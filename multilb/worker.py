@@ -29,6 +29,7 @@ LOG = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 30.0
 ERROR_WINDOW = 300.0   # seconds of appliance failures the scheduler weighs
+_STORE_LOG_EVERY = 30.0
 
 
 def _describe(intents):
@@ -61,6 +62,7 @@ class ClusterWorker:
         self._next_probe = 0.0
         self._last_reachable = None
         self._errors = []
+        self._store_logged = 0.0
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -101,19 +103,30 @@ class ClusterWorker:
         LOG.info('Cluster %s: worker stopped', self.name)
 
     def _loop(self):
+        store_down_since = None
         while not self._stop.is_set():
-            try:
-                self.scan()
-            except exceptions.StoreUnavailable as exc:
-                LOG.warning('Cluster %s: state store unavailable: %s',
-                            self.name, exc)
-            except Exception:
-                LOG.exception('Cluster %s: scan failed', self.name)
-            try:
-                self.probe()
-            except exceptions.StoreUnavailable as exc:
-                LOG.warning('Cluster %s: cannot record health: %s',
-                            self.name, exc)
+            store_error = None
+            for step in (self.scan, self.probe):
+                try:
+                    step()
+                except exceptions.StoreUnavailable as exc:
+                    store_error = exc
+                except Exception:
+                    LOG.exception('Cluster %s: %s failed', self.name,
+                                  step.__name__)
+            now = time.monotonic()
+            if store_error is not None:
+                # once, then every _STORE_LOG_EVERY seconds, not every poll
+                if store_down_since is None or (
+                        now - self._store_logged >= _STORE_LOG_EVERY):
+                    LOG.warning('Cluster %s: state store unavailable, '
+                                'work waits: %s', self.name, store_error)
+                    self._store_logged = now
+                store_down_since = store_down_since or now
+            elif store_down_since is not None:
+                LOG.info('Cluster %s: state store reachable again after '
+                         '%.0fs', self.name, now - store_down_since)
+                store_down_since = None
             self._stop.wait(self.settings.poll_interval)
 
     # -- health ------------------------------------------------------------
