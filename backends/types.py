@@ -14,6 +14,9 @@ class ClusterHealth:
     resync: bool = False
     """True when nodes answer but disagree (one restarted empty, say): the
     agent then re-applies every load balancer of the cluster."""
+    resync_ids: frozenset = frozenset()
+    """Load balancers some answering node missed a change of: the agent
+    re-applies them. Reported until an apply reaches every such node."""
 
 
 @dataclasses.dataclass(frozen=True)

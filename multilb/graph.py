@@ -169,3 +169,36 @@ def pool_members(graph):
     """``{pool_id: [member ids]}``: multilb's record of each pool's members."""
     return {p['pool_id']: sorted(m['member_id'] for m in p['members'])
             for p in graph.get('pools', [])}
+
+
+def shows_intent(graph, intent):
+    """True once Octavia's committed ``graph`` shows what ``intent`` says
+    (a created object exists; updated fields carry the new values)."""
+    op, oid = intent['op'], intent['id']
+    if op == 'create':
+        return find(graph, oid) is not None
+    if op == 'batch':
+        ids = object_ids(graph)
+        return all(m in ids for m in intent.get('members', [])) and all(
+            _carries(find(graph, mid), expect)
+            for mid, expect in intent.get('expect', {}).items())
+    if op == 'update':
+        return _carries(find(graph, oid), intent.get('expect', {}))
+    return True
+
+
+def _carries(obj, expect):
+    """True if ``obj`` carries every expected field value."""
+    if obj is None:
+        return False
+    for key, wanted in expect.items():
+        actual = obj.get(key)
+        if isinstance(wanted, list):
+            if sorted(map(str, actual or [])) != sorted(map(str, wanted)):
+                return False
+        elif isinstance(wanted, dict) and isinstance(actual, dict):
+            if any(actual.get(k) != v for k, v in wanted.items()):
+                return False
+        elif actual != wanted:
+            return False
+    return True

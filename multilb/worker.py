@@ -60,6 +60,7 @@ class ClusterWorker:
         self._failures = {}
         self.outbox = outbox_mod.Outbox(cluster.name, state, octavia)
         self._next_probe = 0.0
+        self._next_resync = 0.0
         self._last_reachable = None
         self._errors = []
         self._store_logged = 0.0
@@ -166,7 +167,11 @@ class ClusterWorker:
                 transport.BREAKER_CLOSED:
             breaker.refresh()
         if health.reachable:
-            self._resync(health)
+            listing = now >= self._next_resync
+            if listing:
+                self._next_resync = now + self.settings.resync_interval
+            if listing or health.resync or health.resync_ids:
+                self._resync(health, listing)
 
     def _breaker_changed(self, record):
         """Work waiting for the cluster resumes as soon as it closes."""
@@ -174,22 +179,27 @@ class ClusterWorker:
             with self._lock:
                 self._not_before.clear()
 
-    def _resync(self, health):
+    def _resync(self, health, listing=True):
         """Queue a re-apply of load balancers the cluster lost.
 
-        Those missing from every node, or all of them when the backend says
-        its nodes disagree (one restarted empty). Only load balancers that
-        were applied once and have no pending work; the re-apply reports
-        nothing to Octavia.
+        All of them when the backend says its nodes disagree (one restarted
+        empty); else those a node missed a change of (``resync_ids``) and,
+        when ``listing``, those missing from every node. Only load balancers
+        that were applied once and have no pending work (that work applies
+        the whole load balancer anyway); the re-apply reports nothing to
+        Octavia.
         """
-        expected = set(self.state.cluster_lb_ids(self.name))
-        if not health.resync:
-            try:
-                expected -= self.backend.list_loadbalancer_ids()
-            except backend_exc.BackendError as exc:
-                LOG.warning('Cluster %s: cannot list its load balancers: %s',
-                            self.name, exc)
-                return
+        placed = set(self.state.cluster_lb_ids(self.name))
+        if health.resync:
+            expected = placed
+        else:
+            expected = set(health.resync_ids) & placed
+            if listing:
+                try:
+                    expected |= placed - self.backend.list_loadbalancer_ids()
+                except backend_exc.BackendError as exc:
+                    LOG.warning('Cluster %s: cannot list its load '
+                                'balancers: %s', self.name, exc)
         expected -= set(self.state.pending(self.name))
         for lb_id in sorted(expected):
             record = self.state.get_lb(lb_id)
@@ -355,7 +365,7 @@ class ClusterWorker:
         """Split intents into (ready, dropped); ready is None to wait."""
         ready, dropped = [], []
         for intent in intents:
-            if self._is_committed(intent, graph):
+            if graphs.shows_intent(graph, intent):
                 ready.append(intent)
                 continue
             if now - intent['at'] < self.settings.commit_wait_timeout:
@@ -373,38 +383,6 @@ class ClusterWorker:
                             self.settings.commit_wait_timeout)
                 ready.append(intent)
         return ready, dropped
-
-    @classmethod
-    def _is_committed(cls, intent, graph):
-        op, oid = intent['op'], intent['id']
-        if op == 'create':
-            return graphs.find(graph, oid) is not None
-        if op == 'batch':
-            ids = graphs.object_ids(graph)
-            return all(m in ids for m in intent.get('members', [])) and all(
-                cls._shows(graphs.find(graph, mid), expect)
-                for mid, expect in intent.get('expect', {}).items())
-        if op == 'update':
-            return cls._shows(graphs.find(graph, oid),
-                              intent.get('expect', {}))
-        return True
-
-    @staticmethod
-    def _shows(obj, expect):
-        """True if ``obj`` carries every expected field value."""
-        if obj is None:
-            return False
-        for key, wanted in expect.items():
-            actual = obj.get(key)
-            if isinstance(wanted, list):
-                if sorted(map(str, actual or [])) != sorted(map(str, wanted)):
-                    return False
-            elif isinstance(wanted, dict) and isinstance(actual, dict):
-                if any(actual.get(k) != v for k, v in wanted.items()):
-                    return False
-            elif actual != wanted:
-                return False
-        return True
 
     def _retry_or_fail(self, lb_id, intents, exc, now):
         """True if a transient failure should be retried later."""

@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import logging
 import threading
+import time
 import urllib.parse
 
 from oslo_config import cfg
@@ -81,6 +82,14 @@ class CaddyBackend(base.ApplianceBackend):
             cfg.FloatOpt('read_timeout', default=15.0, min=0.1,
                          help='Seconds to wait for each read from a node\'s '
                               'admin API (a config load reloads the node).'),
+            cfg.FloatOpt('divergence_check_interval', default=30.0, min=0.5,
+                         help='Seconds between two comparisons of the '
+                              'servers every node holds (a full listing '
+                              'of each node). A node that lacks servers '
+                              'the others have (restarted empty, say) '
+                              'gets every load balancer re-applied. The '
+                              'probes in between only check that each '
+                              'node answers.'),
             cfg.FloatOpt('probe_timeout', default=2.0, min=0.1,
                          help='Seconds a health probe waits for each node '
                               '(connect and read, no retry). A node that '
@@ -173,7 +182,9 @@ class CaddyBackend(base.ApplianceBackend):
                           for endpoint in opts['endpoints']}
         self._ledger = traffic.TrafficLedger()
         self._down = set()     # failed their last probe: skipped
-        self._behind = set()   # missed a change: re-apply all when back
+        self._stale = set()    # were down: may have missed anything
+        self._missed = {}      # endpoint -> ids of LBs it missed a change of
+        self._compared_at = None   # monotonic time of the last listing
 
     def stop(self):
         clients = [c for _e, c in getattr(self, '_nodes', [])]
@@ -192,7 +203,7 @@ class CaddyBackend(base.ApplianceBackend):
             down = set()   # every node failed its probe: try them anyway
         for endpoint, client in self._nodes:
             if endpoint in down:
-                self._behind.add(endpoint)
+                self._missed.setdefault(endpoint, set()).add(lb_id)
                 missed.append('%s: skipped, failed its last probe' %
                               endpoint)
                 continue
@@ -201,8 +212,10 @@ class CaddyBackend(base.ApplianceBackend):
                     self._read_traffic(endpoint, client)
                     action(client)
             except exceptions.BackendUnavailable as exc:
-                self._behind.add(endpoint)
+                self._missed.setdefault(endpoint, set()).add(lb_id)
                 missed.append('%s: %s' % (endpoint, exc))
+            else:
+                self._missed.get(endpoint, set()).discard(lb_id)
         if len(missed) == len(self._nodes):
             raise exceptions.BackendUnavailable(
                 'cluster %s: no Caddy node answered the %s of load balancer '
@@ -260,34 +273,54 @@ class CaddyBackend(base.ApplianceBackend):
                                 client, loadbalancer_id, ()))
 
     def probe(self):
+        """Each node answers a tiny admin read (``GET /config/admin``);
+        every ``divergence_check_interval`` (and when a node is back) the
+        nodes' server lists are compared instead."""
+        now = time.monotonic()
+        compare = (self._compared_at is None or bool(self._down) or
+                   now - self._compared_at >= self.cluster.options.get(
+                       'divergence_check_interval', 30.0))
         problems, held, back = [], {}, []
         for endpoint, _client in self._nodes:
             try:
-                held[endpoint] = set(self._probes[endpoint].get_servers())
+                probe = self._probes[endpoint]
+                held[endpoint] = (set(probe.get_servers()) if compare
+                                  else probe.admin())
             except exceptions.BackendError as exc:
                 if endpoint not in self._down:
                     LOG.warning('Cluster %s: node %s stopped answering: %s',
                                 self.cluster.name, endpoint, exc)
                 self._down.add(endpoint)
-                self._behind.add(endpoint)
+                self._stale.add(endpoint)
                 problems.append('%s: %s' % (endpoint, exc))
                 continue
             if endpoint in self._down:
                 LOG.info('Cluster %s: node %s answers again',
                          self.cluster.name, endpoint)
                 self._down.discard(endpoint)
-            if endpoint in self._behind:
-                self._behind.discard(endpoint)
-                back.append('%s missed changes' % endpoint)
+            if endpoint in self._stale:
+                # once: every load balancer is queued for a re-apply now
+                self._stale.discard(endpoint)
+                back.append('%s was unreachable' % endpoint)
+            if self._missed.get(endpoint):
+                back.append('%s missed changes of %d load balancer(s)' % (
+                    endpoint, len(self._missed[endpoint])))
         detail = '%d of %d Caddy nodes answer' % (len(held), len(self._nodes))
-        union = set().union(*held.values()) if held else set()
-        behind = ['%s lacks %d of %d servers' % (
-            endpoint, len(union - names), len(union))
-            for endpoint, names in held.items() if union - names]
+        behind = []
+        if compare and held:
+            self._compared_at = now
+            union = set().union(*held.values())
+            behind = ['%s lacks %d of %d servers' % (
+                endpoint, len(union - names), len(union))
+                for endpoint, names in held.items() if union - names]
         if problems or behind or back:
             detail += '; ' + '; '.join(problems + behind + back)
+        missed = frozenset().union(*(self._missed.get(e, ())
+                                     for e in held))
+        stale = any(text.endswith('was unreachable') for text in back)
         return types.ClusterHealth(reachable=bool(held), detail=detail,
-                                   resync=bool(behind or back))
+                                   resync=bool(behind) or stale,
+                                   resync_ids=missed)
 
     def list_loadbalancer_ids(self):
         found, answered = set(), False

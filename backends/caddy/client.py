@@ -137,6 +137,11 @@ class CaddyClient:
         node (``num_requests`` is requests in flight, not a total)."""
         return self._call('GET', UPSTREAMS) or []
 
+    def admin(self):
+        """``GET /config/admin``: the cheapest read that proves the node
+        answers (a few bytes, whatever the node serves)."""
+        return self._call('GET', 'config/admin') or {}
+
     def metrics(self):
         """The node's Prometheus metrics page (text; see metrics.py)."""
         return self._call('GET', METRICS) or ''

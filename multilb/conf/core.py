@@ -46,10 +46,20 @@ opts = [
              'parallel. Each cluster has its own workers, so a slow cluster '
              'never delays another.'),
     cfg.FloatOpt(
-        'health_interval', default=10.0, min=0.5,
-        help='Seconds between two probes of each owned cluster by the agent. '
-             'The scheduler treats a cluster whose last probe is older than '
-             'three intervals as of unknown health.'),
+        'health_interval', default=2.0, min=0.5,
+        help='Seconds between two probes of each owned cluster by the agent '
+             '(a cheap request per node, with the backend\'s short probe '
+             'timeout). A probe that finds no node answering opens the '
+             'cluster\'s circuit breaker, so this bounds how long a hung '
+             'cluster keeps getting work. The scheduler treats a cluster '
+             'whose last probe is older than three intervals as of unknown '
+             'health.'),
+    cfg.FloatOpt(
+        'resync_interval', default=30.0, min=0.5,
+        help='Seconds between two checks, by the agent, that each owned '
+             'cluster still holds every load balancer placed on it; a '
+             'missing one is re-applied without a user action. A probe '
+             'that finds nodes disagreeing triggers it at once.'),
     cfg.FloatOpt(
         'member_health_interval', default=10.0, min=0.5,
         help='Seconds between two reads of member health from each owned '

@@ -23,6 +23,7 @@ from tools.localstack import members as ls_members
 
 BACKEND_OPTIONS = {'listen_address': '127.0.0.1', 'connect_timeout': 3.0,
                    'read_timeout': 15.0, 'probe_timeout': 2.0,
+                   'divergence_check_interval': 1.0,
                    'ca_bundle': '', 'client_cert': '', 'client_key': ''}
 
 
@@ -47,7 +48,8 @@ def caddy_fleet(workdir, clusters, members=(), prefix='m', options=None,
         pool = [ls_members.MemberServer(name) for name in members]
         servers = pool
     cluster_options = {
-        name: dict({'backend': 'caddy', 'listen_address': '127.0.0.1'},
+        name: dict({'backend': 'caddy', 'listen_address': '127.0.0.1',
+                    'divergence_check_interval': 1},
                    **(options or {}).get(name, {}))
         for name in clusters}
     fleet = fleet_mod.Fleet(workdir, {name: 20 for name in clusters},

@@ -492,6 +492,7 @@ def settings():
                                  workers_per_cluster=2,
                                  membership_interval=0.1,
                                  health_interval=10.0,
+                                 resync_interval=30.0,
                                  member_health_interval=10.0,
                                  statistics_interval=10.0)
 

@@ -11,6 +11,7 @@ import time
 import pytest
 from octavia_lib.api.drivers import data_models as dm
 
+from backends import types as backend_types
 from multilb import graph as graphs
 from multilb import worker as worker_mod
 from tests.unit import fixtures as fx
@@ -574,6 +575,34 @@ def test_a_load_balancer_the_cluster_lost_is_reapplied_silently(env, clock):
     assert env.state.outbox('alpha') == []
     env.worker.probe(force=True)                      # in line again
     assert env.pending() == []
+
+
+def test_the_cluster_is_listed_every_resync_interval_not_every_probe(
+        env, clock):
+    env.create_active()
+    env.worker.probe(force=True)                      # checked: all there
+    env.worker.backend.delete_loadbalancer(LB)        # then lost
+    clock.advance(10)
+    env.worker.probe(force=True)                      # a cheap probe only
+    assert env.pending() == []
+    clock.advance(21)                                 # resync_interval 30
+    env.worker.probe(force=True)
+    assert [i['op'] for i in env.pending()] == ['sync']
+
+
+def test_a_load_balancer_a_node_missed_is_reapplied_until_it_catches_up(
+        env, clock, monkeypatch):
+    env.create_active()
+    env.worker.probe(force=True)          # the listing is done for 30 s
+    health = backend_types.ClusterHealth(
+        reachable=True, detail='node b missed a change',
+        resync_ids=frozenset({LB, 'lb-not-placed-here'}))
+    monkeypatch.setattr(env.worker.backend, 'probe', lambda: health)
+    clock.advance(1)
+    env.worker.probe(force=True)
+    assert [(i['op'], i['id']) for i in env.pending()] == [('sync', LB)]
+    env.worker.probe(force=True)          # already queued: not twice
+    assert len(env.pending()) == 1
 
 
 def test_a_load_balancer_never_applied_is_not_resynced(env):
