@@ -466,6 +466,11 @@ class ClusterBreaker:
     def reset_timeout(self):
         return self._breaker.reset_timeout
 
+    def refusing(self):
+        """True while open and its reset timeout has not elapsed: a call
+        now would fail at once."""
+        return self.state == BREAKER_OPEN and self._remaining() > 0
+
     def snapshot(self):
         """``{'state', 'opened_at', 'failures', 'last_error', 'at'}``."""
         return {'state': self.state,

@@ -23,12 +23,12 @@ from multilb import graph as graphs
 from multilb import monitor as monitor_mod
 from multilb import octavia as octavia_mod
 from multilb import outbox as outbox_mod
+from multilb import probing
 from multilb import status as statuses
 
 LOG = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 30.0
-ERROR_WINDOW = 300.0   # seconds of appliance failures the scheduler weighs
 _STORE_LOG_EVERY = 30.0
 
 
@@ -37,7 +37,7 @@ def _describe(intents):
                      for i in intents)
 
 
-class ClusterWorker:
+class ClusterWorker(probing.ProbingMixin):
     """Applies pending work and delivers statuses for one cluster."""
 
     def __init__(self, cluster, state, octavia, settings):
@@ -61,6 +61,7 @@ class ClusterWorker:
         self.outbox = outbox_mod.Outbox(cluster.name, state, octavia)
         self._next_probe = 0.0
         self._next_resync = 0.0
+        self._resyncing = False
         self._last_reachable = None
         self._errors = []
         self._store_logged = 0.0
@@ -130,87 +131,6 @@ class ClusterWorker:
                 store_down_since = None
             self._stop.wait(self.settings.poll_interval)
 
-    # -- health ------------------------------------------------------------
-
-    def probe(self, force=False):
-        """Probe the cluster every ``health_interval`` and record it.
-
-        The scheduler reads the record (with the count of appliance failures
-        in the last ``ERROR_WINDOW`` seconds) from the store: a cluster that
-        does not answer gets no new load balancers.
-        """
-        now = time.time()
-        if not force and now < self._next_probe:
-            return
-        self._next_probe = now + self.settings.health_interval
-        health = self.backend.probe()
-        breaker = self.breaker
-        if (breaker is not None and not health.reachable
-                and breaker.state == transport.BREAKER_CLOSED):
-            breaker.trip('probe: %s' % health.detail)
-        with self._lock:
-            self._errors = [t for t in self._errors
-                            if now - t < ERROR_WINDOW]
-            recent = len(self._errors)
-        if health.reachable != self._last_reachable:
-            log = LOG.info if health.reachable else LOG.warning
-            log('Cluster %s is %s: %s', self.name,
-                'reachable' if health.reachable else 'UNREACHABLE',
-                health.detail)
-            self._last_reachable = health.reachable
-        self.state.set_health(self.name, {
-            'reachable': health.reachable, 'detail': health.detail,
-            'at': now, 'recent_errors': recent,
-            'breaker_open': bool(breaker) and (
-                breaker.state != transport.BREAKER_CLOSED)})
-        if breaker is not None and breaker.state != \
-                transport.BREAKER_CLOSED:
-            breaker.refresh()
-        if health.reachable:
-            listing = now >= self._next_resync
-            if listing:
-                self._next_resync = now + self.settings.resync_interval
-            if listing or health.resync or health.resync_ids:
-                self._resync(health, listing)
-
-    def _breaker_changed(self, record):
-        """Work waiting for the cluster resumes as soon as it closes."""
-        if record['state'] == transport.BREAKER_CLOSED:
-            with self._lock:
-                self._not_before.clear()
-
-    def _resync(self, health, listing=True):
-        """Queue a re-apply of load balancers the cluster lost.
-
-        All of them when the backend says its nodes disagree (one restarted
-        empty); else those a node missed a change of (``resync_ids``) and,
-        when ``listing``, those missing from every node. Only load balancers
-        that were applied once and have no pending work (that work applies
-        the whole load balancer anyway); the re-apply reports nothing to
-        Octavia.
-        """
-        placed = set(self.state.cluster_lb_ids(self.name))
-        if health.resync:
-            expected = placed
-        else:
-            expected = set(health.resync_ids) & placed
-            if listing:
-                try:
-                    expected |= placed - self.backend.list_loadbalancer_ids()
-                except backend_exc.BackendError as exc:
-                    LOG.warning('Cluster %s: cannot list its load '
-                                'balancers: %s', self.name, exc)
-        expected -= set(self.state.pending(self.name))
-        for lb_id in sorted(expected):
-            record = self.state.get_lb(lb_id)
-            if not record or not record.get('applied'):
-                continue
-            LOG.warning('Load balancer %s on cluster %s is missing from the '
-                        'cluster (%s); re-applying it', lb_id, self.name,
-                        health.detail)
-            self.state.add_intent(lb_id, self.name, {
-                'op': 'sync', 'type': 'loadbalancer', 'id': lb_id})
-
     def _note_error(self):
         with self._lock:
             self._errors.append(time.time())
@@ -221,7 +141,12 @@ class ClusterWorker:
         """Deliver the outbox, then dispatch every load balancer with work."""
         self.deliver_outbox()
         now = time.time()
-        for lb_id in self.state.pending(self.name):
+        refusing = self.breaker is not None and self.breaker.refusing()
+        for lb_id, intents in self.state.pending(self.name).items():
+            if refusing and now - min(i['at'] for i in intents) < min(
+                    self.settings.commit_wait_timeout,
+                    self.settings.apply_retry_timeout):
+                continue   # no Octavia read for work that cannot go on yet
             with self._lock:
                 if (lb_id in self._inflight
                         or self._not_before.get(lb_id, 0) > now):

@@ -178,6 +178,11 @@ class CaddyBackend(base.ApplianceBackend):
             endpoint: client_mod.CaddyClient(transport(
                 endpoint, opts['probe_timeout'], 0))
             for endpoint in opts['endpoints']}
+        # background reads (listings, metrics): never retried
+        self._readers = {
+            endpoint: client_mod.CaddyClient(transport(
+                endpoint, opts['read_timeout'], 0))
+            for endpoint in opts['endpoints']}
         self._changing = {endpoint: threading.Lock()
                           for endpoint in opts['endpoints']}
         self._ledger = traffic.TrafficLedger()
@@ -189,6 +194,7 @@ class CaddyBackend(base.ApplianceBackend):
     def stop(self):
         clients = [c for _e, c in getattr(self, '_nodes', [])]
         clients += list(getattr(self, '_probes', {}).values())
+        clients += list(getattr(self, '_readers', {}).values())
         for client in clients:
             try:
                 client.transport.close()
@@ -323,10 +329,14 @@ class CaddyBackend(base.ApplianceBackend):
                                    resync_ids=missed)
 
     def list_loadbalancer_ids(self):
+        """Ids on the nodes that answer (nodes that failed their last probe
+        are not asked; no retry: a listing must not stall the caller)."""
         found, answered = set(), False
-        for _endpoint, client in self._nodes:
+        for endpoint, _client in self._nodes:
+            if endpoint in self._down:
+                continue
             try:
-                names = client.get_servers()
+                names = self._readers[endpoint].get_servers()
             except exceptions.BackendUnavailable:
                 continue
             answered = True
@@ -338,9 +348,13 @@ class CaddyBackend(base.ApplianceBackend):
 
     # -- health and traffic ------------------------------------------------
 
-    def _metrics(self, endpoint, client):
+    def _metrics(self, endpoint, _client=None):
+        """The node's parsed metrics, or None (a node that failed its last
+        probe is not asked; no retry)."""
+        if endpoint in self._down:
+            return None
         try:
-            return metrics_mod.samples(client.metrics())
+            return metrics_mod.samples(self._readers[endpoint].metrics())
         except exceptions.BackendError as exc:
             LOG.debug('Cluster %s: no metrics from %s: %s',
                       self.cluster.name, endpoint, exc)

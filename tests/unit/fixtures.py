@@ -42,6 +42,7 @@ from multilb import octavia as octavia_mod
 from multilb import runtime
 from multilb import store
 from multilb import outbox as outbox_mod
+from multilb import probing
 from multilb import worker as worker_mod
 
 # -- ids of the sample load balancer ------------------------------------------
@@ -480,6 +481,7 @@ def isolated(monkeypatch):
 def clock(monkeypatch):
     fake = Clock()
     monkeypatch.setattr(worker_mod, 'time', fake)
+    monkeypatch.setattr(probing, 'time', fake)
     monkeypatch.setattr(outbox_mod, 'time', fake)
     return fake
 

@@ -13,7 +13,7 @@ from octavia_lib.api.drivers import data_models as dm
 
 from backends import types as backend_types
 from multilb import graph as graphs
-from multilb import worker as worker_mod
+from multilb import probing
 from tests.unit import fixtures as fx
 from tests.unit.fixtures import (  # noqa: H301
     HM, L_HTTP, L_TLS, LB, M1, M2, M3, POOL_WEB)
@@ -515,7 +515,7 @@ def test_probe_records_health_and_recent_failures(env, clock):
 
     # Failures age out of the window the scheduler weighs.
     env.faults()
-    clock.advance(worker_mod.ERROR_WINDOW)
+    clock.advance(probing.ERROR_WINDOW)
     env.worker.probe()
     health = env.state.cluster_runtime()['alpha']['health']
     assert (health['reachable'], health['recent_errors']) == (True, 0)

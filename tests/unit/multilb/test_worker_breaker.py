@@ -113,3 +113,23 @@ def test_a_stale_open_record_does_not_stop_placements(guarded):
     env.state.set_breaker('alpha', {'state': 'open', 'at': 1.0,
                                     'opened_at': 1.0})
     assert not alpha_state(env).breaker_open
+
+
+def test_an_open_breaker_holds_work_back_without_reading_octavia(
+        guarded, clock, executor):
+    env = guarded
+    env.create_active()
+    env.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
+                             dm.Member(member_id=M1, weight=5))
+    env.committed()['pools'][0]['members'][0]['weight'] = 5
+    env.worker.breaker.trip('probe: nothing answers')
+    never = AssertionError('read from Octavia while the breaker refuses')
+    env.octavia.get_errors.append(never)
+    env.worker.scan()
+    assert env.octavia.get_errors == [never]          # not dispatched
+    # past the deadline the work is taken up (and ends in ERROR)
+    clock.advance(301)
+    env.octavia.get_errors.clear()
+    env.worker.scan()
+    executor.shutdown(wait=True)
+    assert reported(env)[M1] == fx.ERROR
