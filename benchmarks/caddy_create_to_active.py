@@ -37,8 +37,6 @@ import copy
 import json
 import os
 import re
-import shutil
-import signal
 import sys
 import time
 import urllib.error
@@ -354,32 +352,9 @@ def report(args, res, out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    out = print
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    workdir = base.make_workdir(args.workdir)
-    ok = False
-    try:
-        res = run(args, workdir, out)
-        report(args, res, out)
-        ok = True
-    finally:
-        if args.keep or not ok:
-            out('work directory kept: %s%s' % (
-                workdir, '' if ok else ' (run failed; logs in '
-                'octavia/logs, caddy-*/, etcd/, mariadb/)'))
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return base.run_main(argv, parse_args, run, report,
+                         logs='octavia/logs, caddy-*/, etcd/, mariadb/')
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print('benchmark failed: %s' % exc, file=sys.stderr)
-        sys.exit(1)
+    base.entry(main)

@@ -58,7 +58,6 @@ import datetime
 import json
 import os
 import re
-import shutil
 import signal
 import statistics
 import sys
@@ -757,8 +756,8 @@ def report_header(args, res, out):
         'health_interval %ss,' % (args.read_timeout, args.probe_timeout,
                                   args.poll_interval,
                                   res['multilb'].get('health_interval', '?')))
-    out('           resync_interval %ss (a listing of every node after '
-        'the probe),' % res['multilb'].get('resync_interval', '?'))
+    out('           resync_interval %ss (a listing of every node, off the '
+        'scan loop),' % res['multilb'].get('resync_interval', '?'))
     out('           breaker fail_max 5, reset_timeout %gs; '
         'apply_retry_timeout %gs' % (args.reset_timeout,
                                      args.apply_retry_timeout))
@@ -958,12 +957,11 @@ def report_notes(args, res, out):
         'work takes.')
     out('* SIGSTOP -> open: the worker probes x every health_interval '
         '(each node: one')
-    out('  read, probe_timeout), so about 1 + 2 x %g s. A hang that starts '
-        'between a probe' % args.probe_timeout)
-    out('  and the listing of every node that follows it every '
-        'resync_interval keeps the')
-    out('  worker\'s loop in that listing first: up to 2 nodes x 3 tries x '
-        'read_timeout.')
+    out('  read, probe_timeout), so about 1 + 2 x %g s; listings run on the '
+        'cluster\'s' % args.probe_timeout)
+    out('  pool, never in the probing loop (since d62ffae; before, a hang '
+        'right after a')
+    out('  probe could hold the loop for 2 nodes x 3 tries x read_timeout).')
     out('* POST -> ACTIVE is an upper bound by one poll period (%g s) + one '
         'GET.' % args.poll)
     out('* Breaker times seen through the store are late by at most one '
@@ -976,32 +974,9 @@ def report_notes(args, res, out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    out = print
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_term)
-    workdir = base.make_workdir(args.workdir)
-    ok = False
-    try:
-        res = run(args, workdir, out)
-        report(args, res, out)
-        ok = True
-    finally:
-        if args.keep or not ok:
-            out('work directory kept: %s%s' % (
-                workdir, '' if ok else ' (run failed; logs in '
-                'octavia/logs, caddy-*/, etcd/, mariadb/)'))
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return base.run_main(argv, parse_args, run, report,
+                         logs='octavia/logs, caddy-*/, etcd/, mariadb/')
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print('benchmark failed: %s' % exc, file=sys.stderr)
-        sys.exit(1)
+    base.entry(main)

@@ -521,8 +521,11 @@ def report(args, res, out):
             'moves it).' % args.count)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run_main(argv, parse, run_stack, report_run,
+             logs='octavia/logs, etcd/, mariadb/'):
+    """The main() of every stack benchmark: parse, run in a work directory,
+    report, and remove the directory unless --keep or the run failed."""
+    args = parse(argv)
     out = print
 
     def on_term(signum, frame):
@@ -532,22 +535,30 @@ def main(argv=None):
     workdir = make_workdir(args.workdir)
     ok = False
     try:
-        res = run(args, workdir, out)
-        report(args, res, out)
+        res = run_stack(args, workdir, out)
+        report_run(args, res, out)
         ok = True
     finally:
         if args.keep or not ok:
             out('work directory kept: %s%s' % (
-                workdir, '' if ok else ' (run failed; logs in '
-                'octavia/logs, etcd/, mariadb/)'))
+                workdir, '' if ok else ' (run failed; logs in %s)' % logs))
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-if __name__ == '__main__':
+def entry(main_function):
+    """``if __name__ == '__main__'`` of every stack benchmark."""
     try:
-        sys.exit(main())
+        sys.exit(main_function())
     except BenchError as exc:
         print('benchmark failed: %s' % exc, file=sys.stderr)
         sys.exit(1)
+
+
+def main(argv=None):
+    return run_main(argv, parse_args, run, report)
+
+
+if __name__ == '__main__':
+    entry(main)
