@@ -94,6 +94,38 @@ def backend_lab(workdir, name, nodes=2, members=2, prefix='m', **options):
         cluster.stop()
 
 
+def backend_graph(lb_id, port, members, weights=None, listener=None,
+                  **pool):
+    """A normalised graph (what the agent hands a backend): one listener
+    (HTTP unless ``listener`` overrides fields) and one ROUND_ROBIN pool
+    over ``members`` (MemberServer objects), ``pool`` overriding fields.
+    Object ids derive from ``lb_id``."""
+    listener_id, pool_id = lb_id + '-listener', lb_id + '-pool'
+    weights = weights or [1] * len(members)
+    return {
+        'loadbalancer_id': lb_id, 'project_id': 'proj-lab',
+        'admin_state_up': True, 'vip_address': '127.0.0.1',
+        'listeners': [dict({
+            'listener_id': listener_id, 'loadbalancer_id': lb_id,
+            'protocol': 'HTTP', 'protocol_port': port,
+            'admin_state_up': True, 'default_pool_id': pool_id,
+            'connection_limit': -1, 'l7policies': [],
+            'default_tls_container_data': None, 'sni_container_data': [],
+            'insert_headers': {}, 'allowed_cidrs': None},
+            **(listener or {}))],
+        'pools': [dict({
+            'pool_id': pool_id, 'loadbalancer_id': lb_id,
+            'protocol': 'HTTP', 'lb_algorithm': 'ROUND_ROBIN',
+            'admin_state_up': True, 'session_persistence': None,
+            'healthmonitor': None,
+            'members': [{'member_id': '%s-m%d' % (lb_id, i),
+                         'pool_id': pool_id, 'address': m.address,
+                         'protocol_port': m.port, 'weight': weight,
+                         'admin_state_up': True, 'backup': False}
+                        for i, (m, weight) in enumerate(
+                            zip(members, weights))]}, **pool)]}
+
+
 def http_listener(port, members, name='web', monitor=None, **pool):
     """One HTTP listener (full-graph create body) with a ROUND_ROBIN pool
     over ``members`` (MemberServer objects) and an optional monitor."""

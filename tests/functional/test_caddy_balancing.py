@@ -10,8 +10,6 @@ from tests.functional import caddy_lab
 from tools.localstack import ports
 
 LB = '0c0ffee0-0000-4000-8000-0000000000a2'
-LISTENER = '0c0ffee0-0000-4000-8000-0000000000b2'
-POOL = '0c0ffee0-0000-4000-8000-0000000000c2'
 
 
 @pytest.fixture(scope='module')
@@ -24,25 +22,9 @@ def lab(tmp_path_factory):
 
 def graph(port, members, algorithm='ROUND_ROBIN', weights=(1, 1),
           persistence=None):
-    return {
-        'loadbalancer_id': LB, 'project_id': 'proj-balance',
-        'admin_state_up': True, 'vip_address': '127.0.0.1',
-        'listeners': [{
-            'listener_id': LISTENER, 'loadbalancer_id': LB,
-            'protocol': 'HTTP', 'protocol_port': port,
-            'admin_state_up': True, 'default_pool_id': POOL,
-            'connection_limit': -1, 'l7policies': [],
-            'insert_headers': {}, 'allowed_cidrs': None}],
-        'pools': [{
-            'pool_id': POOL, 'loadbalancer_id': LB, 'protocol': 'HTTP',
-            'lb_algorithm': algorithm, 'admin_state_up': True,
-            'session_persistence': persistence, 'healthmonitor': None,
-            'members': [{'member_id': 'm-%d' % i, 'pool_id': POOL,
-                         'address': m.address, 'protocol_port': m.port,
-                         'weight': weight, 'admin_state_up': True,
-                         'backup': False}
-                        for i, (m, weight) in enumerate(
-                            zip(members.members, weights))]}]}
+    return caddy_lab.backend_graph(
+        LB, port, members.members, weights=list(weights),
+        lb_algorithm=algorithm, session_persistence=persistence)
 
 
 def hits(port, members, count, cookie=None):

@@ -14,30 +14,11 @@ from tests.functional import caddy_lab
 from tools.localstack import ports
 
 LB = '0c0ffee0-0000-4000-8000-00000000000a'
-LISTENER = '0c0ffee0-0000-4000-8000-00000000000b'
-POOL = '0c0ffee0-0000-4000-8000-00000000000c'
 
 
 def graph(port, members, tls):
-    return {
-        'loadbalancer_id': LB, 'project_id': 'proj-tls',
-        'admin_state_up': True, 'vip_address': '127.0.0.1',
-        'listeners': [{
-            'listener_id': LISTENER, 'loadbalancer_id': LB,
-            'protocol': 'TERMINATED_HTTPS', 'protocol_port': port,
-            'admin_state_up': True, 'default_pool_id': POOL,
-            'connection_limit': -1, 'default_tls_container_data': tls,
-            'sni_container_data': [], 'l7policies': [],
-            'insert_headers': {}, 'allowed_cidrs': None}],
-        'pools': [{
-            'pool_id': POOL, 'loadbalancer_id': LB, 'protocol': 'HTTP',
-            'lb_algorithm': 'ROUND_ROBIN', 'admin_state_up': True,
-            'session_persistence': None, 'healthmonitor': None,
-            'members': [{'member_id': 'm-%d' % i, 'pool_id': POOL,
-                         'address': '127.0.0.1', 'protocol_port': m.port,
-                         'weight': 1, 'admin_state_up': True,
-                         'backup': False}
-                        for i, m in enumerate(members.members)]}]}
+    return caddy_lab.backend_graph(LB, port, members.members, listener={
+        'protocol': 'TERMINATED_HTTPS', 'default_tls_container_data': tls})
 
 
 served_certificate = caddy_lab.served_certificate

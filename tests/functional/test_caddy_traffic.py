@@ -12,29 +12,12 @@ from tests.functional import caddy_lab
 from tools.localstack import ports
 
 LB = '0c0ffee0-0000-4000-8000-0000000000a1'
-LISTENER = '0c0ffee0-0000-4000-8000-0000000000b1'
-POOL = '0c0ffee0-0000-4000-8000-0000000000c1'
+LISTENER = LB + '-listener'
 
 
 def graph(port, members, weight=1):
-    return {
-        'loadbalancer_id': LB, 'project_id': 'proj-traffic',
-        'admin_state_up': True, 'vip_address': '127.0.0.1',
-        'listeners': [{
-            'listener_id': LISTENER, 'loadbalancer_id': LB,
-            'protocol': 'HTTP', 'protocol_port': port,
-            'admin_state_up': True, 'default_pool_id': POOL,
-            'connection_limit': -1, 'l7policies': [],
-            'insert_headers': {}, 'allowed_cidrs': None}],
-        'pools': [{
-            'pool_id': POOL, 'loadbalancer_id': LB, 'protocol': 'HTTP',
-            'lb_algorithm': 'ROUND_ROBIN', 'admin_state_up': True,
-            'session_persistence': None, 'healthmonitor': None,
-            'members': [{'member_id': 'm-%d' % i, 'pool_id': POOL,
-                         'address': '127.0.0.1', 'protocol_port': m.port,
-                         'weight': weight, 'admin_state_up': True,
-                         'backup': False}
-                        for i, m in enumerate(members.members)]}]}
+    return caddy_lab.backend_graph(LB, port, members.members,
+                                   weights=[weight] * len(members))
 
 
 @pytest.fixture(scope='module')
