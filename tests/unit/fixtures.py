@@ -448,6 +448,16 @@ class WorkerEnv:
         """Octavia's committed graph of the LB (edit it in place)."""
         return self.octavia.lbs[LB]
 
+    def weight_update(self, appliance_down=True):
+        """An ACTIVE LB, then a committed weight change of member M1 (5),
+        by default on an appliance that is down."""
+        self.create_active()
+        if appliance_down:
+            self.faults(apply='unavailable')
+        self.driver.member_update(member(M1, POOL_WEB, '192.0.2.10'),
+                                  dm.Member(member_id=M1, weight=5))
+        self.committed()['pools'][0]['members'][0]['weight'] = 5
+
 
 def reported(env):
     """``{id: provisioning}`` over every delivered status update."""

@@ -164,17 +164,8 @@ def test_child_create_rolled_back_is_dropped_silently(env, clock):
 # -- appliance failures -------------------------------------------------------
 
 
-def weight_update_on_unavailable_appliance(env):
-    """An ACTIVE LB, an appliance that is down, a committed weight change."""
-    env.create_active()
-    env.faults(apply='unavailable')
-    env.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
-                             dm.Member(member_id=M1, weight=5))
-    env.committed()['pools'][0]['members'][0]['weight'] = 5
-
-
 def test_unavailable_appliance_is_retried_without_status(env, clock):
-    weight_update_on_unavailable_appliance(env)
+    env.weight_update()
 
     env.process()
     clock.advance(250)
@@ -189,7 +180,7 @@ def test_unavailable_appliance_is_retried_without_status(env, clock):
 
 
 def test_unavailable_appliance_past_retry_timeout_is_error(env, clock):
-    weight_update_on_unavailable_appliance(env)
+    env.weight_update()
     env.process()
     clock.advance(301)                  # apply_retry_timeout is 300 s
     env.process()

@@ -5,7 +5,6 @@ appliance's failures would; time moves with the ``clock`` fixture."""
 import datetime
 
 import pytest
-from octavia_lib.api.drivers import data_models as dm
 from octavia_lib.api.drivers import exceptions as lib_exc
 
 from backends import transport
@@ -55,11 +54,7 @@ def test_a_probe_that_finds_no_node_opens_it_and_stops_placements(guarded):
 def test_failing_applies_open_it_then_work_waits_without_calling(
         guarded, clock, caplog):
     env = guarded
-    env.create_active()
-    env.faults(apply='unavailable')
-    env.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
-                             dm.Member(member_id=M1, weight=5))
-    env.committed()['pools'][0]['members'][0]['weight'] = 5
+    env.weight_update()
     env.process()
     env.process()
     assert env.worker.breaker.state == transport.BREAKER_OPEN
@@ -84,11 +79,7 @@ def test_failing_applies_open_it_then_work_waits_without_calling(
 def test_work_past_the_deadline_ends_in_error_naming_the_cluster(
         guarded, clock, caplog):
     env = guarded
-    env.create_active()
-    env.faults(apply='unavailable')
-    env.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
-                             dm.Member(member_id=M1, weight=5))
-    env.committed()['pools'][0]['members'][0]['weight'] = 5
+    env.weight_update()
     env.process()
     env.process()
     clock.advance(301)                       # apply_retry_timeout
@@ -118,10 +109,7 @@ def test_a_stale_open_record_does_not_stop_placements(guarded):
 def test_an_open_breaker_holds_work_back_without_reading_octavia(
         guarded, clock, executor):
     env = guarded
-    env.create_active()
-    env.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
-                             dm.Member(member_id=M1, weight=5))
-    env.committed()['pools'][0]['members'][0]['weight'] = 5
+    env.weight_update(appliance_down=False)
     env.worker.breaker.trip('probe: nothing answers')
     never = AssertionError('read from Octavia while the breaker refuses')
     env.octavia.get_errors.append(never)
