@@ -147,24 +147,13 @@ def parse_args(argv=None):
                    help='measured load balancers per backend (default 30)')
     p.add_argument('--warmup', type=int, default=2,
                    help='load balancers per backend not counted (default 2)')
-    p.add_argument('--poll', type=float, default=0.05,
-                   help='seconds between two status GETs (default 0.05)')
-    p.add_argument('--poll-interval', type=float, default=0.1,
-                   help="multilb's [multilb] poll_interval (default 0.1)")
     p.add_argument('--nodes', type=int, default=2,
                    help='Caddy nodes in the caddy-a cluster (default 2)')
-    p.add_argument('--timeout', type=float, default=60.0,
-                   help='seconds to wait for one LB to go ACTIVE / away')
-    p.add_argument('--workdir',
-                   help='work directory for the stack (must not exist or be '
-                        'empty; default: a new temporary directory)')
-    p.add_argument('--keep', action='store_true',
-                   help='keep the work directory (logs, data) at the end')
+    base.stack_arguments(p)
     args = p.parse_args(argv)
     if args.count < 1 or args.warmup < 0 or args.nodes < 1:
         p.error('--count and --nodes must be >= 1 and --warmup >= 0')
-    if args.poll <= 0 or args.poll_interval < 0.05:
-        p.error('--poll must be > 0 and --poll-interval >= 0.05')
+    base.check_polling(p, args)
     return args
 
 

@@ -444,10 +444,6 @@ def parse_args(argv=None):
     p.add_argument('--x-interval', type=float, default=5.0,
                    help='seconds between two rounds of member updates to '
                         'the LBs on x in A and B phases (default 5)')
-    p.add_argument('--poll', type=float, default=0.05,
-                   help='seconds between two status GETs (default 0.05)')
-    p.add_argument('--poll-interval', type=float, default=0.1,
-                   help="multilb's [multilb] poll_interval (default 0.1)")
     p.add_argument('--breaker-poll', type=float, default=0.1,
                    help='seconds between two reads of the breaker records '
                         '(default 0.1)')
@@ -461,25 +457,18 @@ def parse_args(argv=None):
                    help="[multilb] apply_retry_timeout (default 300, "
                         "multilb's default: work for x waits through the "
                         "hang instead of ending in ERROR)")
-    p.add_argument('--timeout', type=float, default=60.0,
-                   help='seconds to wait for one LB to go ACTIVE / away')
     p.add_argument('--recover-timeout', type=float, default=120.0,
                    help='seconds to wait for the breaker to open / close '
                         'and for x\'s pending work (default 120)')
-    p.add_argument('--workdir',
-                   help='work directory for the stack (must not exist or be '
-                        'empty; default: a new temporary directory)')
-    p.add_argument('--keep', action='store_true',
-                   help='keep the work directory (logs, data) at the end')
+    base.stack_arguments(p)
     args = p.parse_args(argv)
     if args.count < 1 or args.warmup < 0 or args.x_lbs < 1:
         p.error('--count and --x-lbs must be >= 1 and --warmup >= 0')
     if not 1 <= args.hangs <= args.count:
         p.error('--hangs must be between 1 and --count')
-    if min(args.poll, args.breaker_poll, args.x_interval) <= 0 or \
-            args.poll_interval < 0.05:
-        p.error('--poll, --breaker-poll and --x-interval must be > 0, '
-                '--poll-interval >= 0.05')
+    base.check_polling(p, args)
+    if min(args.breaker_poll, args.x_interval) <= 0:
+        p.error('--breaker-poll and --x-interval must be > 0')
     return args
 
 

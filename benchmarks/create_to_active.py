@@ -257,6 +257,26 @@ def octavia_version():
 # Main
 # --------------------------------------------------------------------------
 
+def stack_arguments(p):
+    """The options every stack benchmark has: polling, timeout, workdir."""
+    p.add_argument('--poll', type=float, default=0.05,
+                   help='seconds between two status GETs (default 0.05)')
+    p.add_argument('--poll-interval', type=float, default=0.1,
+                   help="multilb's [multilb] poll_interval (default 0.1)")
+    p.add_argument('--timeout', type=float, default=60.0,
+                   help='seconds to wait for one LB to go ACTIVE / away')
+    p.add_argument('--workdir',
+                   help='work directory for the stack (must not exist or be '
+                        'empty; default: a new temporary directory)')
+    p.add_argument('--keep', action='store_true',
+                   help='keep the work directory (logs, data) at the end')
+
+
+def check_polling(p, args):
+    if args.poll <= 0 or args.poll_interval < 0.05:
+        p.error('--poll must be > 0 and --poll-interval >= 0.05')
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
@@ -265,26 +285,15 @@ def parse_args(argv=None):
                    help='measured requests per provider (default 30)')
     p.add_argument('--warmup', type=int, default=2,
                    help='requests per provider not counted (default 2)')
-    p.add_argument('--poll', type=float, default=0.05,
-                   help='seconds between two status GETs (default 0.05)')
-    p.add_argument('--poll-interval', type=float, default=0.1,
-                   help="multilb's [multilb] poll_interval (default 0.1)")
     p.add_argument('--clusters', type=int, default=2,
                    help='fake clusters (default 2)')
     p.add_argument('--capacity', type=int, default=100000,
                    help='max_loadbalancers of each fake cluster')
-    p.add_argument('--timeout', type=float, default=60.0,
-                   help='seconds to wait for one LB to go ACTIVE / away')
-    p.add_argument('--workdir',
-                   help='work directory for the stack (must not exist or be '
-                        'empty; default: a new temporary directory)')
-    p.add_argument('--keep', action='store_true',
-                   help='keep the work directory (logs, data) at the end')
+    stack_arguments(p)
     args = p.parse_args(argv)
     if args.count < 1 or args.warmup < 0:
         p.error('--count must be >= 1 and --warmup >= 0')
-    if args.poll <= 0 or args.poll_interval < 0.05:
-        p.error('--poll must be > 0 and --poll-interval >= 0.05')
+    check_polling(p, args)
     return args
 
 
