@@ -122,8 +122,9 @@ class ClusterMonitor:
     # -- graphs --------------------------------------------------------------
 
     def _known_graphs(self):
-        """Graphs of the load balancers placed on the cluster, fetching a
-        few missing ones from Octavia; forgets the ones that left."""
+        """``(graphs, placed ids)`` of the load balancers placed on the
+        cluster, fetching a few missing graphs from Octavia; forgets the
+        ones that left."""
         placed = set(self.state.cluster_lb_ids(self.name))
         with self._lock:
             gone = set(self._graphs) - placed
@@ -141,13 +142,13 @@ class ClusterMonitor:
                 with self._lock:
                     self._graphs.setdefault(lb_id, health.observable(graph))
         with self._lock:
-            return dict(self._graphs)
+            return dict(self._graphs), placed
 
     # -- health --------------------------------------------------------------
 
     def poll_health(self):
         """Read member health and send Octavia what changed."""
-        known = self._known_graphs()
+        known, _placed = self._known_graphs()
         if not known:
             return
         try:
@@ -199,14 +200,13 @@ class ClusterMonitor:
 
     def poll_statistics(self):
         """Add the cluster's traffic to the totals; send what changed."""
-        known = self._known_graphs()
+        known, placed = self._known_graphs()
         try:
             readings = self.backend.collect_statistics()
         except backend_exc.BackendError as exc:
             LOG.warning('Cluster %s: cannot read listener statistics: %s',
                         self.name, exc)
             return
-        placed = set(known) | set(self.state.cluster_lb_ids(self.name))
         with self._lock:
             self._active = {}   # a listener left out has no traffic now
         for listener_id, reading in readings.items():
