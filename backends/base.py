@@ -100,6 +100,11 @@ class ApplianceBackend(abc.ABC):
     SUPPORTED_SESSION_PERSISTENCE: typing.ClassVar[frozenset] = frozenset()
     SUPPORTED_L7_ACTIONS: typing.ClassVar[frozenset] = frozenset()
     SUPPORTED_L7_RULE_TYPES: typing.ClassVar[frozenset] = frozenset()
+    BINDS_ADDRESSES: typing.ClassVar[bool] = False
+    """True if the appliance binds each listener's address and port itself
+    (a VIP:port can then be served by one listener only in a routing
+    domain, and multilb reserves it at the API). False for backends that
+    bind nothing (fake) or where the network does it."""
 
     def __init__(self, cluster):
         """:param cluster: a :class:`multilb.conf.clusters.ClusterConfig`."""
@@ -128,6 +133,28 @@ class ApplianceBackend(abc.ABC):
 
         :raises multilb.exceptions.ConfigError: ``'<option>: <problem>'``.
         """
+
+    @classmethod
+    def management_addresses(cls, options: typing.Mapping) -> set:
+        """``{(ip, port or None)}``: where the cluster's admin plane is.
+
+        Every address returned is refused as a member, monitor address or
+        VIP of any load balancer, and a listener may not bind its port on
+        it. Return IP literals (the API process does no DNS); endpoints
+        given as host names are covered by ``[multilb] management_cidrs``.
+        """
+        return set()
+
+    @classmethod
+    def bound_addresses(cls, options: typing.Mapping,
+                        vips: typing.Sequence[str]) -> list:
+        """The addresses the cluster binds a load balancer's listeners to.
+
+        :param vips: the load balancer's VIP and additional VIP addresses.
+        :returns: ``[]`` unless :attr:`BINDS_ADDRESSES`; else ``vips``
+            (backends with a fixed listen address return that).
+        """
+        return [v for v in vips if v] if cls.BINDS_ADDRESSES else []
 
     @classmethod
     def capabilities(cls) -> dict:

@@ -68,7 +68,7 @@ class Agent:
                 continue
             worker = worker_mod.ClusterWorker(
                 self.rt.clusters.clusters[name], self.rt.state, self.octavia,
-                self.settings)
+                self.settings, guard=self.rt.guard)
             try:
                 worker.start()
             except Exception:

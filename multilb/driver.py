@@ -18,6 +18,7 @@ from octavia_lib.api.drivers import exceptions as lib_exc
 from octavia_lib.api.drivers import provider_base
 
 from backends import exceptions as backend_exc
+from multilb import admission
 from multilb import exceptions
 from multilb import flavors
 from multilb import graph as graphs
@@ -37,7 +38,7 @@ def _edge(method):
         try:
             return method(self, *args, **kwargs)
         except (lib_exc.DriverError, lib_exc.NotImplementedError,
-                lib_exc.UnsupportedOptionError):
+                lib_exc.UnsupportedOptionError, lib_exc.Conflict):
             raise
         except exceptions.StoreUnavailable as exc:
             LOG.error('%s failed: state store unavailable: %s',
@@ -163,8 +164,13 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
         return found[0]
 
     def _record(self, otype, op, object_id, lb_id=None, parent=None,
-                fields=None, **extra):
-        """Validate and durably record one operation on an existing LB."""
+                fields=None, reserve=None, **extra):
+        """Validate and durably record one operation on an existing LB.
+
+        :param reserve: ``f(rt, cluster, record) -> (checks, puts, keys)``:
+            reservations made in the same commit (``keys`` go into the
+            intent as ``binds``).
+        """
         rt = runtime.get()
         if lb_id is None:
             lb_id = self._lb_of(rt, parent, 'parent object')
@@ -172,15 +178,34 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
         cluster = self._cluster_of(rt, lb_id, record)
         if fields is not None:
             self._check(cluster, otype, fields)
+            if otype == 'member':
+                admission.check_addresses(rt, fields, cluster)
         intent = {'op': op, 'type': otype, 'id': object_id}
         if parent:
             intent['parent'] = parent
         intent.update(extra)
-        rt.state.add_intent(lb_id, cluster.name, intent)
+        for _attempt in range(placement.ATTEMPTS):
+            checks, puts, keys = (reserve(rt, cluster, record) if reserve
+                                  else ({}, {}, []))
+            if keys:
+                intent['binds'] = keys
+            if rt.state.add_intent(lb_id, cluster.name, intent,
+                                   reserve=(checks, puts)):
+                break
+        else:
+            raise RuntimeError('reservations for %s %s kept changing' % (
+                otype, object_id))
         LOG.info('Recorded %s of %s %s on load balancer %s (cluster %s)',
                  op, otype, object_id, lb_id, cluster.name)
 
     # -- load balancers ----------------------------------------------------
+
+    @_edge
+    def create_vip_port(self, loadbalancer_id, project_id, vip_dictionary,
+                        additional_vip_dicts=None):
+        return admission.create_vip_port(runtime.get(), loadbalancer_id,
+                                         project_id, vip_dictionary or {},
+                                         additional_vip_dicts or [])
 
     @_edge
     def loadbalancer_create(self, loadbalancer):
@@ -189,8 +214,22 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
         lb_id = lb['loadbalancer_id']
         if rt.state.get_lb(lb_id) is not None:
             return  # already placed: a retried call
+        fields = {}
         try:
-            rt.placer.place(lb)
+            pool, fields = admission.pool_vip(rt, lb)
+            admission.check_addresses(rt, lb)
+            self._place(rt, lb, fields,
+                        admission.allowed_clusters(rt, lb, pool))
+        except BaseException:
+            admission.give_back(rt, lb, fields)
+            raise
+
+    @staticmethod
+    def _place(rt, lb, fields, allowed):
+        lb_id = lb['loadbalancer_id']
+        try:
+            rt.placer.place(lb, record_extra=fields, allowed=allowed,
+                            reserve=admission.placement_reserver(rt, lb))
         except exceptions.NoValidCluster as exc:
             user, operator = placement.no_valid_cluster_message(rt, exc)
             LOG.error('No cluster can take load balancer %s: %s', lb_id,
@@ -252,8 +291,12 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
                                           'listeners' % (
                                               cluster.name, carried,
                                               cluster.max_listeners))
+        fields = _fields(listener)
         self._record('listener', 'create', listener.listener_id,
-                     lb_id=lb_id, fields=_fields(listener))
+                     lb_id=lb_id, fields=fields,
+                     reserve=lambda rt, cluster, record:
+                     admission.listener_reservation(rt, cluster, record,
+                                                    fields))
 
     @_edge
     def listener_update(self, old_listener, new_listener):
@@ -315,6 +358,7 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
         known = record.get('pools', {}).get(pool_id, [])
         for member in members:
             self._check(cluster, 'member', _fields(member))
+            admission.check_addresses(rt, _fields(member), cluster)
             listed.append(member.member_id)
             if member.member_id in known:
                 expect[member.member_id] = _expect(member, 'member_id')

@@ -80,9 +80,14 @@ class Placer:
         self.rt = rt
         self.scheduler = scheduler_manager.ClusterScheduler(rt.conf)
 
-    def place(self, lb, record_extra=None):
+    def place(self, lb, record_extra=None, allowed=None, reserve=None):
         """Place the create-time graph ``lb``; return the chosen cluster name.
 
+        :param allowed: names of the only clusters that may take it (None:
+            any).
+        :param reserve: ``f(cluster) -> (checks, puts, record fields)``:
+            reservations made in the placement's commit on the chosen
+            cluster; may raise to refuse the request.
         :raises multilb.exceptions.NoValidCluster: nothing can take it.
         :raises RuntimeError: every attempt lost a race.
         """
@@ -90,6 +95,8 @@ class Placer:
         lb_id = request.loadbalancer_id
         for _attempt in range(ATTEMPTS):
             states, runtime_info, project = snapshot(self.rt, request)
+            if allowed is not None:
+                states = [s for s in states if s.name in allowed]
             ordered = self.scheduler.select(request, states)
             best = ordered[0]
             cluster = self.rt.clusters.clusters[best.name]
@@ -101,12 +108,17 @@ class Placer:
                       'created_at': time.time(),
                       'pools': graphs.pool_members(lb)}
             record.update(record_extra or {})
+            checks, puts = {}, {}
+            if reserve is not None:
+                checks, puts, fields = reserve(cluster)
+                record.update(fields)
             intent = {'op': 'create', 'type': 'loadbalancer', 'id': lb_id}
             if self.rt.state.place_loadbalancer(
                     record, cluster.max_loadbalancers,
                     (info.get('placed', 0), info.get('version')), intent,
                     {lb_id: 'loadbalancer'},
-                    project_count=project.get(best.name, (0, None))):
+                    project_count=project.get(best.name, (0, None)),
+                    reserve=(checks, puts)):
                 LOG.info('Placed load balancer %s of project %s on cluster '
                          '%s (%d placed before)', lb_id, request.project_id,
                          best.name, best.placed)

@@ -7,15 +7,23 @@ pid), never at import time.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import threading
 
 from oslo_config import cfg
 
+from multilb import addresses
+from multilb import bindings
 from multilb import conf as multilb_conf
 from multilb.conf import clusters as cluster_conf
+from multilb.conf import vip_pools
 from multilb import state as state_mod
 from multilb import store
+from multilb import vips
+
+LOG = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -25,6 +33,8 @@ class Runtime:
         multilb_conf.register_opts(conf)
         self.conf = conf
         self.clusters = cluster_conf.load_clusters(conf)
+        self.pools = vip_pools.load_pools(conf)
+        self.guard = _guard(conf, self.clusters, self.pools)
         self._state = None
         self._placer = None
         self._state_lock = threading.Lock()
@@ -38,6 +48,20 @@ class Runtime:
             return self._state
 
     @property
+    def vips(self):
+        state = self.state
+        return vips.VipAllocator(
+            state.kv, state.has_placement,
+            stale_after=self.conf.multilb.commit_wait_timeout)
+
+    @property
+    def bindings(self):
+        state = self.state
+        return bindings.Bindings(
+            state.kv, state.has_placement,
+            stale_after=self.conf.multilb.commit_wait_timeout)
+
+    @property
     def placer(self):
         """The process's :class:`multilb.placement.Placer` (lazily)."""
         from multilb import placement  # noqa: circular at import time
@@ -45,6 +69,30 @@ class Runtime:
             if self._placer is None:
                 self._placer = placement.Placer(self)
             return self._placer
+
+
+def _guard(conf, clusters, pools):
+    """The process's :class:`multilb.addresses.AddressGuard`.
+
+    A broken ``management_cidrs`` fails closed: the guard then refuses
+    every address (see :class:`~multilb.addresses.AddressGuard`).
+    """
+    appliances = set()
+    for cluster in clusters.clusters.values():
+        appliances |= {ipaddress.ip_address(ip) for ip, _port in
+                       cluster.backend_class.management_addresses(
+                           cluster.options)}
+    try:
+        management = addresses.parse_networks(
+            conf.multilb.management_cidrs, '[multilb] management_cidrs')
+        error = None
+    except (ValueError, cfg.ConfigFileValueError) as exc:
+        management, error = (), str(exc)
+        LOG.error('Every tenant address is refused until this is fixed: %s',
+                  error)
+    return addresses.AddressGuard(
+        management=management, appliances=frozenset(appliances),
+        pools=tuple(p.network for p in pools.pools.values()), error=error)
 
 
 _lock = threading.Lock()

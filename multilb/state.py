@@ -12,6 +12,10 @@ Key layout (all values JSON)::
     project/<project>/<cluster>   that project's load balancers on the cluster
     work/<cluster>/<lb id>/<seq>  one pending operation (an *intent*)
     outbox/<cluster>/<seq>        a status update not yet accepted by Octavia
+    vip/<pool>/<address>          a pool VIP handed out or in quarantine
+                                  (multilb.vips)
+    bind/<domain>/<address>/<port>  the listener that binds it
+                                  (multilb.bindings)
 
 ``cluster/`` holds a few keys per cluster only, so that one prefix read gives
 the scheduler the runtime state of the whole fleet.
@@ -29,6 +33,9 @@ import json
 import logging
 import time
 import uuid
+
+from multilb import bindings
+from multilb import vips
 
 LOG = logging.getLogger(__name__)
 
@@ -255,7 +262,7 @@ class State:
     # -- API side ------------------------------------------------------------
 
     def place_loadbalancer(self, record, limit, count, intent, index,
-                           project_count=(0, None)):
+                           project_count=(0, None), reserve=({}, {})):
         """Reserve a slot on ``record['cluster']`` and record the new LB.
 
         One commit: capacity counter (compare-and-swap on ``count``), the
@@ -266,8 +273,10 @@ class State:
             ``(0, None)`` when the cluster has no counter yet.
         :param project_count: the same for the project's counter.
         :param limit: the cluster's max_loadbalancers, 0 = unlimited.
+        :param reserve: ``(checks, puts)`` of address:port reservations
+            (:mod:`multilb.bindings`) made in the same commit.
         :returns: True if placed; False if the cluster is full or a counter
-            moved (re-read and retry).
+            or a reservation moved (re-read and retry).
         """
         cluster, lb_id = record['cluster'], record['id']
         project_id = record.get('project_id') or ''
@@ -281,18 +290,33 @@ class State:
         puts.update(self._index_puts(lb_id, index))
         work_key = self._work_key(cluster, lb_id, intent)
         puts[work_key] = _dump(intent)
+        puts.update(reserve[1])
         return self.kv.commit(
-            checks={_count_key(cluster): version, _lb_key(lb_id): None,
-                    _project_key(project_id, cluster): project_count[1]},
+            checks=dict(reserve[0], **{
+                _count_key(cluster): version, _lb_key(lb_id): None,
+                _project_key(project_id, cluster): project_count[1]}),
             puts=puts)
 
-    def add_intent(self, lb_id, cluster, intent, index=None):
-        """Record an operation on an existing LB (and index new objects)."""
+    def add_intent(self, lb_id, cluster, intent, index=None,
+                   reserve=({}, {})):
+        """Record an operation on an existing LB (and index new objects).
+
+        :param reserve: ``(checks, puts)`` of reservations made in the same
+            commit (:mod:`multilb.bindings`).
+        :returns: False if a reservation moved (re-read and retry).
+        """
         puts = self._index_puts(lb_id, index or {})
         work_key = self._work_key(cluster, lb_id, intent)
         puts[work_key] = _dump(intent)
-        if not self.kv.commit(puts=puts):
+        puts.update(reserve[1])
+        if self.kv.commit(checks=reserve[0], puts=puts):
+            return True
+        if not reserve[0]:
             raise RuntimeError('unconditional commit refused')
+        return False
+
+    def has_placement(self, lb_id):
+        return bool(lb_id) and self.kv.get(_lb_key(lb_id)) is not None
 
     @staticmethod
     def _index_puts(lb_id, index):
@@ -308,7 +332,7 @@ class State:
     # -- agent side ---------------------------------------------------------
 
     def complete(self, lb_id, cluster, intents, status=None, record=None,
-                 index=None, unindex=(), release=False):
+                 index=None, unindex=(), release=False, free=()):
         """Finish intents.
 
         The outcome is one commit: intents removed, outbox entry added, LB
@@ -322,14 +346,16 @@ class State:
         :param record: the updated LB record to store (ignored if release).
         :param index: ``{object_id: type}`` to add to the index.
         :param unindex: object ids to remove from the index.
-        :param release: forget the LB and give its capacity back.
+        :param release: forget the LB and give its capacity back (its
+            address:port reservations and pool VIP too).
+        :param free: address:port reservation keys to remove.
         :returns: the outbox key, or None.
         """
         puts = self._index_puts(lb_id, index or {})
         for chunk in _chunks(sorted(puts)):
             self._commit({k: puts[k] for k in chunk}, ())
         outbox_key = self._finish(lb_id, cluster, intents, status, record,
-                                  release)
+                                  release, free)
         for chunk in _chunks(sorted(_idx_key(o) for o in unindex)):
             self._commit({}, chunk)
         return outbox_key
@@ -338,10 +364,11 @@ class State:
         if not self.kv.commit(puts=puts, deletes=deletes):
             raise RuntimeError('unconditional commit refused')
 
-    def _finish(self, lb_id, cluster, intents, status, record, release):
+    def _finish(self, lb_id, cluster, intents, status, record, release,
+                free=()):
         for _attempt in range(_CAS_ATTEMPTS):
             checks, puts = {}, {}
-            deletes = [i.key for i in intents]
+            deletes = [i.key for i in intents] + list(free)
             outbox_key = None
             if status:
                 outbox_key = _outbox_prefix(cluster) + new_seq()
@@ -386,6 +413,9 @@ class State:
                     deletes.append(key)
         deletes += [_lb_key(lb_id), _marker_key(cluster, lb_id),
                     _idx_key(lb_id), _stats_key(lb_id)]
+        if marker is not None:
+            vips.release_ops(record, time.time(), puts)
+            bindings.release_ops(record, deletes)
 
     # -- listener statistics -----------------------------------------------
 

@@ -18,6 +18,8 @@ import time
 
 from backends import exceptions as backend_exc
 from backends import transport
+from multilb import addresses
+from multilb import bindings
 from multilb import exceptions
 from multilb import graph as graphs
 from multilb import monitor as monitor_mod
@@ -32,6 +34,11 @@ _MAX_BACKOFF = 30.0
 _STORE_LOG_EVERY = 30.0
 
 
+def _binds(intents):
+    """Reservation keys the driver made for these intents."""
+    return sorted({k for i in intents for k in i.get('binds') or ()})
+
+
 def _describe(intents):
     return ', '.join('%s %s %s' % (i['op'], i['type'], i['id'])
                      for i in intents)
@@ -40,10 +47,14 @@ def _describe(intents):
 class ClusterWorker(probing.ProbingMixin):
     """Applies pending work and delivers statuses for one cluster."""
 
-    def __init__(self, cluster, state, octavia, settings):
+    def __init__(self, cluster, state, octavia, settings, guard=None):
         """:param settings: the ``[multilb]`` option group (poll_interval,
-        commit_wait_timeout, apply_retry_timeout, workers_per_cluster)."""
+        commit_wait_timeout, apply_retry_timeout, workers_per_cluster).
+        :param guard: the :class:`multilb.addresses.AddressGuard` every
+            graph passes before it reaches the backend (default: the fixed
+            refusals only)."""
         self.cluster = cluster
+        self.guard = guard or addresses.AddressGuard()
         self.name = cluster.name
         self.state = state
         self.octavia = octavia
@@ -257,7 +268,8 @@ class ClusterWorker(probing.ProbingMixin):
         if ready is None:
             return  # Octavia has not committed yet; look again next scan
         if dropped and not ready:
-            self.state.complete(lb_id, self.name, dropped)
+            self.state.complete(lb_id, self.name, dropped,
+                                free=_binds(dropped))
             return
         if any(i['type'] == 'loadbalancer' and i['op'] == 'delete'
                for i in ready):
@@ -328,6 +340,8 @@ class ClusterWorker(probing.ProbingMixin):
         desired = graphs.prune(graph, gone)
         started = time.monotonic()
         try:
+            # defence in depth: the API refused these already
+            self.guard.check_graph(desired, self.cluster.member_networks)
             self.backend.apply_loadbalancer(desired)
             ok = True
         except Exception as exc:  # noqa: B902 - any failure ends in ERROR
@@ -347,11 +361,14 @@ class ClusterWorker(probing.ProbingMixin):
             new_record['pools'] = graphs.pool_members(desired)
             new_record['listeners'] = len(desired['listeners'])
             new_record['applied'] = True
+        free = self._rebind(new_record, desired if ok else graph,
+                            intents + dropped)
         key = self.state.complete(
             lb_id, self.name, intents + dropped, status=status,
             record=new_record,
             index={o: t for o, t in present.items() if o not in indexed},
-            unindex=sorted(indexed - set(present)) if ok else ())
+            unindex=sorted(indexed - set(present)) if ok else (),
+            free=free)
         self._forget(lb_id)
         if ok and self.monitor is not None:
             self.monitor.remember(lb_id, desired)
@@ -386,6 +403,19 @@ class ClusterWorker(probing.ProbingMixin):
                                       status=status, record=record)
         self._forget(lb_id)
         self._deliver(key)
+
+    def _rebind(self, record, graph, intents):
+        """Record the address:port reservations of ``graph``'s listeners
+        in ``record``; return the keys of listeners it no longer has."""
+        bound = bindings.addresses_for(self.cluster,
+                                       bindings.vips_of(graph))
+        try:
+            keys = bindings.keys_for(self.cluster, bound, graph['listeners'])
+        except bindings.PortRefused:
+            keys = dict(record.get('binds') or {})  # refused at the API
+        known = set(record.get('binds') or {}) | set(_binds(intents))
+        record['addresses'], record['binds'] = bound, keys
+        return sorted(known - set(keys))
 
     @staticmethod
     def _known_ids(record):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import logging
 import threading
 import time
@@ -63,6 +64,7 @@ class CaddyBackend(base.ApplianceBackend):
         'SUPPORTED_SESSION_PERSISTENCE']
     SUPPORTED_L7_ACTIONS = translate.SUPPORTED['SUPPORTED_L7_ACTIONS']
     SUPPORTED_L7_RULE_TYPES = translate.SUPPORTED['SUPPORTED_L7_RULE_TYPES']
+    BINDS_ADDRESSES = True
 
     @classmethod
     def get_config_options(cls):
@@ -127,6 +129,25 @@ class CaddyBackend(base.ApplianceBackend):
             raise multilb_exc.ConfigError(
                 'client_key: set, but client_cert is empty; set both, or '
                 'client_cert alone when it holds the key too')
+
+    @classmethod
+    def management_addresses(cls, options):
+        """The IP literals (and ports) of the nodes' TCP admin endpoints."""
+        found = set()
+        for endpoint in options.get('endpoints') or ():
+            parsed = urllib.parse.urlsplit(endpoint)
+            try:
+                ip = ipaddress.ip_address(parsed.hostname or '')
+            except ValueError:
+                continue    # unix sockets; host names: management_cidrs
+            port = parsed.port or (443 if parsed.scheme == 'https' else 80)
+            found.add((str(ip), port))
+        return found
+
+    @classmethod
+    def bound_addresses(cls, options, vips):
+        fixed = options.get('listen_address') or None
+        return [fixed] if fixed else super().bound_addresses(options, vips)
 
     @classmethod
     def check_supported(cls, object_type, fields):

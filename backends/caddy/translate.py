@@ -132,6 +132,7 @@ import re
 from octavia_lib.common import constants as c
 
 from backends import exceptions
+from multilb import addresses
 
 SUPPORTED = {
     'SUPPORTED_LISTENER_PROTOCOLS': frozenset(
@@ -222,6 +223,11 @@ def _hostport(address, port, what):
         _reject('%s address %r is not an IP address', what, address)
     if not isinstance(port, int) or not 0 < port < 65536:
         _reject('%s port %r is not a port number', what, port)
+    if what == 'member' and addresses.kind_problem(ip):
+        # defence in depth (the API and the agent refuse it first): a
+        # member on the node itself reaches its admin API
+        _reject('member address %s is not allowed: %s', ip.compressed,
+                addresses.kind_problem(ip))
     return ('[%s]:%d' if ip.version == 6 else '%s:%d') % (ip.compressed,
                                                           port)
 

@@ -21,6 +21,7 @@ import typing
 
 from oslo_config import cfg
 
+from multilb import addresses
 from multilb import exceptions
 from multilb import registry
 
@@ -71,6 +72,29 @@ opts = [
         help='Successful trial calls that close a half-open circuit '
              'breaker (one at a time; any failure opens it again).'),
     cfg.ListOpt(
+        'member_networks', default=[],
+        help='CIDRs of the tenant networks this cluster\'s appliances '
+             'reach. If set, members (address and monitor_address) of load '
+             'balancers on this cluster must be inside them; the scheduler '
+             'places a new load balancer only on a cluster that reaches all '
+             'of its members. Empty: any address the global rules allow '
+             '([multilb] management_cidrs and the fixed refusals: loopback, '
+             'link-local, appliance endpoints, ...). A cluster is one '
+             'routing domain: every tenant\'s members are reached from the '
+             'same appliance network, so list only what it may reach.'),
+    cfg.ListOpt(
+        'vip_pools', default=[],
+        help='Names of the VIP pools ([vip_pool:<name>]) whose addresses '
+             'this cluster can serve (its nodes are attached to the pool\'s '
+             'network). A load balancer whose VIP comes from a pool is '
+             'placed only on a cluster listing that pool.'),
+    cfg.StrOpt(
+        'routing_domain', default='',
+        help='Clusters with the same routing domain share their VIP '
+             'address space: a VIP address and port can be bound by one '
+             'listener only within a domain (backends that bind addresses, '
+             'such as caddy). Empty: the cluster is a domain of its own.'),
+    cfg.ListOpt(
         'projects', default=[],
         help='If set, the cluster is dedicated to these project ids: no '
              'other project is placed on it. Related options: '
@@ -93,6 +117,9 @@ class ClusterConfig:
     breaker_fail_max: int = 5
     breaker_reset_timeout: float = 30.0
     breaker_success_threshold: int = 1
+    member_networks: tuple = ()
+    vip_pools: frozenset = frozenset()
+    routing_domain: str = ''
     options: typing.Mapping[str, typing.Any] = dataclasses.field(
         default_factory=dict, repr=False, compare=False)
     """Backend-specific options, resolved against [cluster_defaults]."""
@@ -124,15 +151,15 @@ def _cluster_opts(opt_list):
     return copies
 
 
-def _read(conf, group, opt):
+def read_option(conf, group, opt):
     try:
         return getattr(conf[group], opt.dest)
     except (cfg.ConfigFileValueError, ValueError) as exc:
         raise exceptions.ConfigError('[%s] %s: %s; expected %r' % (
-            group, opt.dest, _clean(exc), opt.type)) from None
+            group, opt.dest, clean(exc), opt.type)) from None
 
 
-def _clean(exc):
+def clean(exc):
     """oslo's message names the file location object; keep the reason."""
     text = ' '.join(str(exc).split())
     marker = 'is not valid: '
@@ -145,9 +172,9 @@ def _resolve(conf, name, opt_list):
     group = section(name)
     values = {}
     for opt in opt_list:
-        value = _read(conf, group, opt)
+        value = read_option(conf, group, opt)
         if value is None:
-            value = _read(conf, DEFAULTS_GROUP, opt)
+            value = read_option(conf, DEFAULTS_GROUP, opt)
         values[opt.dest] = value
     return values
 
@@ -177,6 +204,11 @@ def _load_one(conf, name):
         backend_class.check_config(backend_values)
     except exceptions.ConfigError as exc:
         raise exceptions.ConfigError('[%s] %s' % (group, exc)) from None
+    try:
+        member_networks = addresses.parse_networks(
+            values['member_networks'], 'member_networks')
+    except ValueError as exc:
+        raise exceptions.ConfigError('[%s] %s' % (group, exc)) from None
     return ClusterConfig(name=name, backend=values['backend'],
                          max_loadbalancers=values['max_loadbalancers'],
                          description=values['description'],
@@ -188,6 +220,10 @@ def _load_one(conf, name):
                          breaker_reset_timeout=values['breaker_reset_timeout'],
                          breaker_success_threshold=values[
                              'breaker_success_threshold'],
+                         member_networks=member_networks,
+                         vip_pools=frozenset(values['vip_pools'] or ()),
+                         routing_domain=(values['routing_domain'] or
+                                         name).strip(),
                          options=backend_values)
 
 
@@ -198,10 +234,10 @@ def load_clusters(conf) -> ClusterSet:
         names = conf.multilb.enabled_clusters
     except (cfg.ConfigFileValueError, ValueError) as exc:
         names = []
-        errors['*'] = '[multilb] enabled_clusters: %s' % _clean(exc)
+        errors['*'] = '[multilb] enabled_clusters: %s' % clean(exc)
     try:
         for opt in opts:
-            _read(conf, DEFAULTS_GROUP, opt)
+            read_option(conf, DEFAULTS_GROUP, opt)
     except exceptions.ConfigError as exc:
         errors['*'] = str(exc)
         names = []

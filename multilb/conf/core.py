@@ -10,6 +10,23 @@ opts = [
         help='Names of the appliance clusters multilb may use. Each name '
              'needs a [cluster:<name>] section. Names may contain letters, '
              'digits, "_", "-" and ".".'),
+    cfg.ListOpt(
+        'management_cidrs', default=[],
+        help='CIDRs tenants must never reach through a load balancer: the '
+             'appliances\' management networks, the controllers, etcd, '
+             'the hypervisors. A member, member monitor address or VIP in '
+             'them is refused at the API (HTTP 501 naming the field) and '
+             'again by the agent before anything reaches an appliance. '
+             'Loopback, link-local, multicast, reserved, IPv4-embedding '
+             'IPv6 and every configured appliance endpoint address are '
+             'refused whatever this says.'),
+    cfg.ListOpt(
+        'vip_pools', default=[],
+        help='Names of the VIP address pools multilb hands out VIPs from; '
+             'each needs a [vip_pool:<name>] section. A load balancer '
+             'created on a pool\'s network gets a free address of the pool '
+             '(multilb owns the VIP port); networks without a pool keep '
+             'Octavia\'s own VIP allocation.'),
     cfg.StrOpt(
         'store_url', default='sqlite:////var/lib/multilb/state.db',
         secret=True,

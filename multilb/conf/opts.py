@@ -1,8 +1,8 @@
 """Options for oslo-config-generator (``oslo.config.opts: multilb``).
 
 Per-cluster sections are documented under the placeholder
-``[cluster:example]``;
-every option there may also be set in ``[cluster_defaults]``.
+``[cluster:example]`` and each VIP pool under ``[vip_pool:example]``;
+every cluster option may also be set in ``[cluster_defaults]``.
 """
 
 import copy
@@ -10,6 +10,7 @@ import copy
 from multilb.conf import clusters
 from multilb.conf import core
 from multilb.conf import scheduler
+from multilb.conf import vip_pools
 from multilb import registry
 
 
@@ -29,4 +30,5 @@ def list_opts():
     return core.list_opts() + scheduler.list_opts() + [
         (clusters.DEFAULTS_GROUP, cluster_opts),
         (clusters.SECTION_PREFIX + 'example', cluster_opts),
+        (vip_pools.SECTION_PREFIX + 'example', vip_pools.opts),
     ]
