@@ -138,8 +138,8 @@ def test_member_networks_steer_placement_and_refuse_the_rest(make):
 
 def test_second_project_cannot_take_a_vip_port(make):
     driver, rt = make({'c1': CADDY})
-    driver.loadbalancer_create(bare('lb-a', listeners=[listener('lb-a',
-                                                                 80)]))
+    driver.loadbalancer_create(bare('lb-a', listeners=[
+        listener('lb-a', 80)]))
     with pytest.raises(lib_exc.Conflict) as caught:
         driver.loadbalancer_create(bare('lb-b', project='proj-2',
                                         listeners=[listener('lb-b', 80)]))
@@ -159,12 +159,12 @@ def test_second_project_cannot_take_a_vip_port(make):
 
 def test_released_load_balancer_frees_its_ports(make):
     driver, rt = make({'c1': CADDY})
-    driver.loadbalancer_create(bare('lb-a', listeners=[listener('lb-a',
-                                                                 80)]))
+    driver.loadbalancer_create(bare('lb-a', listeners=[
+        listener('lb-a', 80)]))
     rt.state.complete('lb-a', 'c1', rt.state.pending('c1')['lb-a'],
                       release=True)
-    driver.loadbalancer_create(bare('lb-b', listeners=[listener('lb-b',
-                                                                 80)]))
+    driver.loadbalancer_create(bare('lb-b', listeners=[
+        listener('lb-b', 80)]))
     assert rt.state.get_lb('lb-b')['cluster'] == 'c1'
 
 
