@@ -87,17 +87,17 @@ def allowed_clusters(rt, lb, pool=None):
 
 def _pool_of(rt, vip):
     network_id = vip.get('vip_network_id')
-    pool = rt.pools.for_request(network_id, vip.get('vip_subnet_id'))
-    if pool is None and rt.pools.broken_for(network_id):
+    subnet_id = vip.get('vip_subnet_id')
+    pool = rt.pools.for_request(network_id, subnet_id)
+    broken = rt.pools.broken_for(network_id, subnet_id)
+    if pool is None and broken:
         raise lib_exc.DriverError(
             user_fault_string='VIP addresses of network %s cannot be handed '
                               'out right now; nothing was changed. Please '
                               'contact your cloud operator.' % network_id,
             operator_fault_string='VIP pool %s of network %s is disabled: '
-                                  '%s' % (rt.pools.broken_for(network_id),
-                                          network_id, rt.pools.errors.get(
-                                              rt.pools.broken_for(
-                                                  network_id))))
+                                  '%s' % (broken, network_id,
+                                          rt.pools.errors.get(broken)))
     return pool
 
 
@@ -113,7 +113,8 @@ def create_vip_port(rt, lb_id, project_id, vip, additional):
             user_fault_string='multilb allocates VIPs on pool networks only',
             operator_fault_string='no multilb VIP pool for network %s' %
                                   vip.get('vip_network_id'))
-    where = 'on network %s (multilb hands out its VIPs)' % pool.network_id
+    network_id = vip.get('vip_network_id') or pool.network_id
+    where = 'on network %s (multilb hands out its VIPs)' % network_id
     for field in ('vip_port_id', 'vip_qos_policy_id', 'vip_sg_ids'):
         if vip.get(field):
             raise unsupported('%s is not supported %s; supported: none' % (
@@ -138,7 +139,7 @@ def create_vip_port(rt, lb_id, project_id, vip, additional):
             operator_fault_string='VIP pool %s is exhausted' %
                                   pool.name) from None
     found = {'vip_address': got['address'], 'vip_port_id': got['port_id'],
-             'vip_network_id': pool.network_id,
+             'vip_network_id': network_id,
              'vip_subnet_id': pool.subnet_id or vip.get('vip_subnet_id')}
     return found, []
 

@@ -178,4 +178,8 @@ def lb_text(data, cluster):
         ('pending', pending),
         ('outbox', '%d status update(s) not yet delivered' % data['outbox']),
         ('pools', pools),
+        ('VIP', '%s (pool %s)' % (data['vip']['address'], data['vip']['pool'])
+         if data.get('vip') else 'not from a multilb pool'),
+        ('bound', [b.split('/', 1)[1] for b in data.get('bound') or ()]
+         or 'nothing (no listener, or a backend that binds no address)'),
     ])

@@ -308,8 +308,39 @@ def lb_show(ctx, args):
                       if entry.get('lb') == lb_id),
         'pools': {pool: sorted(members) for pool, members in
                   (record.get('pools') or {}).items()},
+        'vip': record.get('vip'),
+        'bound': sorted(record.get('binds') or {}),
     }
     return data, fmt.lb_text(data, cluster)
+
+
+def vip_pool_list(ctx, args):
+    rows = []
+    allocator = ctx.rt.vips if ctx.rt.pools.pools else None
+    for name, pool in sorted(ctx.rt.pools.pools.items()):
+        row = {'name': name, 'network_id': pool.network_id,
+               'subnet_id': pool.subnet_id or None,
+               'cidr': str(pool.network), 'quarantine': pool.quarantine,
+               'clusters': sorted(c for c, cluster in
+                                  ctx.rt.clusters.clusters.items()
+                                  if name in cluster.vip_pools),
+               'state': 'active', 'error': None}
+        row.update(allocator.usage(pool))
+        rows.append(row)
+    for name, error in sorted(ctx.rt.pools.errors.items()):
+        rows.append({'name': name, 'state': 'disabled', 'error': error})
+    table = fmt.table(
+        ('POOL', 'STATE', 'CIDR', 'NETWORK', 'ALLOCATED', 'QUARANTINED',
+         'FREE', 'CLUSTERS'),
+        [(r['name'], r['state'], r.get('cidr', '-'),
+          r.get('network_id', '-'), r.get('allocated', '-'),
+          r.get('quarantined', '-'), r.get('free', '-'),
+          ', '.join(r.get('clusters') or ()) or '-') for r in rows])
+    errors = ['%s: %s' % (r['name'], r['error']) for r in rows
+              if r['error']]
+    if not rows:
+        table = 'no VIP pool is configured ([multilb] vip_pools)\n'
+    return rows, table + ''.join('\n' + e for e in errors)
 
 
 # -- command line ------------------------------------------------------------
@@ -337,7 +368,8 @@ def build_parser():
         help='a directory of *.conf files read after the --config-file ones')
     parser.add_argument('--debug', action='store_true',
                         help='log to stderr and show tracebacks')
-    objects = parser.add_subparsers(dest='object', metavar='{cluster,lb}',
+    objects = parser.add_subparsers(dest='object',
+                                    metavar='{cluster,lb,vip-pool}',
                                     required=True)
 
     cluster = objects.add_parser('cluster', help='appliance clusters')
@@ -375,6 +407,15 @@ def build_parser():
                      help='the Octavia id of the load balancer')
     _add_format(sub)
     sub.set_defaults(func=lb_show)
+
+    pools = objects.add_parser('vip-pool', help='VIP address pools')
+    actions = pools.add_subparsers(dest='action', required=True,
+                                   metavar='{list}')
+    sub = actions.add_parser('list', help='every VIP pool: range, addresses '
+                             'handed out, in quarantine and free, and the '
+                             'clusters that serve it')
+    _add_format(sub)
+    sub.set_defaults(func=vip_pool_list)
     return parser
 
 

@@ -33,8 +33,10 @@ opts = [
              'pool. Required.'),
     cfg.StrOpt(
         'subnet_id', default='',
-        help='Id of the subnet reported as the VIP\'s subnet. Empty: the '
-             'subnet Octavia derived from the request.'),
+        help='Id of the subnet reported as the VIP\'s subnet; a request '
+             'that names this subnet (with or without a network) is served '
+             'by the pool too. Empty: the subnet Octavia derived from the '
+             'request.'),
     cfg.StrOpt(
         'cidr',
         help='The addresses of the pool (for example 203.0.113.0/24). The '
@@ -105,14 +107,14 @@ class PoolSet:
         for pool in self.pools.values():
             if network_id and pool.network_id == network_id:
                 return pool
-            if (not network_id and subnet_id and pool.subnet_id
-                    and pool.subnet_id == subnet_id):
+            if subnet_id and pool.subnet_id == subnet_id:
                 return pool
         return None
 
-    def broken_for(self, network_id):
-        """Name of a broken pool configured for ``network_id``, or None."""
-        return self.broken.get(network_id) if network_id else None
+    def broken_for(self, network_id, subnet_id=None):
+        """Name of a broken pool configured for ``network_id`` (or
+        ``subnet_id``), or None."""
+        return self.broken.get(network_id) or self.broken.get(subnet_id)
 
 
 def section(name):
@@ -183,12 +185,13 @@ def load_pools(conf) -> PoolSet:
             pools[name] = pool
         except exceptions.ConfigError as exc:
             errors[name] = str(exc)
-            try:
-                network_id = conf[section(name)].network_id
-            except (cfg.Error, KeyError, ValueError):
-                network_id = None
-            if network_id:
-                broken[network_id.strip()] = name
+            for field in ('network_id', 'subnet_id'):
+                try:
+                    value = conf[section(name)][field]
+                except (cfg.Error, KeyError, ValueError):
+                    value = None
+                if value:
+                    broken[value.strip()] = name
     for name, error in errors.items():
         LOG.error('VIP pool %s is disabled: %s', name, error)
     return PoolSet(pools=pools, errors=errors, broken=broken)

@@ -342,14 +342,18 @@ def test_lb_show_table(capsys, conf_path, fleet):
                                'listener-1 (recorded 20')
     assert lines[9:] == [
         'outbox             0 status update(s) not yet delivered',
-        'pools              pool-1: 2 member(s) (member-1, member-2)']
+        'pools              pool-1: 2 member(s) (member-1, member-2)',
+        'VIP                not from a multilb pool',
+        'bound              nothing (no listener, or a backend that binds '
+        'no address)']
 
 
 def test_lb_show_json(capsys, conf_path, fleet):
     lb = run_json(capsys, conf_path, 'lb', 'show', 'lb-1')
     assert set(lb) == {'id', 'cluster', 'cluster_state', 'project_id',
                        'created_at', 'flavor', 'availability_zone',
-                       'reservation', 'pending', 'outbox', 'pools'}
+                       'reservation', 'pending', 'outbox', 'pools', 'vip',
+                       'bound'}
     assert (lb['cluster'], lb['cluster_state']) == ('alpha', 'active')
     assert lb['created_at'] == '2023-11-14T22:13:20+00:00'
     assert lb['flavor'] == {'cluster_tags': ['gold']}
@@ -360,6 +364,7 @@ def test_lb_show_json(capsys, conf_path, fleet):
         ('create', 'loadbalancer', 'lb-1'), ('create', 'listener',
                                              'listener-1')]
     assert lb['pools'] == {'pool-1': ['member-1', 'member-2']}
+    assert (lb['vip'], lb['bound']) == (None, [])
     beta_lb = run_json(capsys, conf_path, 'lb', 'show', 'lb-3')
     assert beta_lb['outbox'] == 1 and len(beta_lb['pending']) == 1
     assert beta_lb['reservation']['max_loadbalancers'] == 0
@@ -502,3 +507,45 @@ def test_usage_errors(capsys, argv, expected):
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert expected in err and 'Traceback' not in err
+
+
+# -- VIP pools ---------------------------------------------------------------
+
+POOLS = """
+[vip_pool:public]
+network_id = net-pool
+cidr = 203.0.113.0/29
+exclude = 203.0.113.1
+quarantine = 600
+[vip_pool:clash]
+network_id = net-2
+cidr = 203.0.113.4/30
+"""
+
+
+def test_vip_pool_list_shows_usage_and_broken_pools(capsys, tmp_path):
+    conf = fixtures.write_conf(
+        tmp_path, {'alpha': {'vip_pools': 'public'}, 'beta': {}},
+        extra=POOLS, options={'vip_pools': 'public, clash'})
+    rt = runtime.Runtime(fixtures.load_conf(conf))
+    pool = rt.pools.pools['public']
+    first = rt.vips.allocate(pool, 'lb-1', 'proj-a')
+    rt.vips.allocate(pool, 'lb-2', 'proj-a')
+    place(rt.state, 'lb-1', 'alpha', vip={
+        'pool': 'public', 'address': first['address'], 'quarantine': 600})
+    rt.state.complete('lb-1', 'alpha', rt.state.pending('alpha')['lb-1'],
+                      release=True)
+    rows = run_json(capsys, conf, 'vip-pool', 'list')
+    assert rows[0] == {
+        'name': 'public', 'state': 'active', 'cidr': '203.0.113.0/29',
+        'network_id': 'net-pool', 'subnet_id': None, 'quarantine': 600.0,
+        'clusters': ['alpha'], 'error': None, 'size': 5, 'allocated': 1,
+        'quarantined': 1, 'free': 3}
+    assert rows[1]['state'] == 'disabled'
+    assert 'overlaps pool public' in rows[1]['error']
+    code, out, err = run(capsys, 'vip-pool', 'list', conf=conf)
+    assert (code, err) == (0, '')
+    assert out.splitlines()[1].split() == [
+        'public', 'active', '203.0.113.0/29', 'net-pool', '1', '1', '3',
+        'alpha']
+    assert 'clash: [vip_pool:clash] cidr: 203.0.113.4/30 overlaps' in out
