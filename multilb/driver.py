@@ -180,7 +180,8 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
             self._check(cluster, otype, fields)
             if otype == 'member':
                 admission.check_addresses(rt, fields, cluster)
-        intent = {'op': op, 'type': otype, 'id': object_id}
+        intent = {'op': op, 'type': otype, 'id': object_id,
+                  'project': record.get('project_id') or ''}
         if parent:
             intent['parent'] = parent
         intent.update(extra)
@@ -365,6 +366,7 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
         deleted = sorted(set(known) - set(listed))
         rt.state.add_intent(lb_id, cluster.name, {
             'op': 'batch', 'type': 'pool', 'id': pool_id,
+            'project': record.get('project_id') or '',
             'members': listed, 'deleted': deleted, 'expect': expect})
         LOG.info('Recorded member batch update of pool %s on load balancer '
                  '%s (cluster %s): %d members, %d removed', pool_id, lb_id,

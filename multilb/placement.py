@@ -112,7 +112,8 @@ class Placer:
             if reserve is not None:
                 checks, puts, fields = reserve(cluster)
                 record.update(fields)
-            intent = {'op': 'create', 'type': 'loadbalancer', 'id': lb_id}
+            intent = {'op': 'create', 'type': 'loadbalancer', 'id': lb_id,
+                      'project': request.project_id}
             if self.rt.state.place_loadbalancer(
                     record, cluster.max_loadbalancers,
                     (info.get('placed', 0), info.get('version')), intent,

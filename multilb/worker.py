@@ -39,6 +39,11 @@ def _binds(intents):
     return sorted({k for i in intents for k in i.get('binds') or ()})
 
 
+def _project(intents):
+    """The project whose work ``intents`` are ('' if not recorded)."""
+    return next((i['project'] for i in intents if i.get('project')), '')
+
+
 def _describe(intents):
     return ', '.join('%s %s %s' % (i['op'], i['type'], i['id'])
                      for i in intents)
@@ -63,6 +68,8 @@ class ClusterWorker(probing.ProbingMixin):
         self.breaker = None
         self.monitor = None
         self._stop = threading.Event()
+        self._wake = threading.Event()   # a job ended: a slot is free
+        self._served = {}                # project -> last dispatch (fairness)
         self._thread = None
         self._pool = None
         self._lock = threading.Lock()
@@ -105,6 +112,7 @@ class ClusterWorker(probing.ProbingMixin):
     def stop(self):
         """Stop scanning, let running jobs finish, release the backend."""
         self._stop.set()
+        self._wake.set()
         if self.monitor is not None:
             self.monitor.stop()
         if self._thread is not None:
@@ -140,7 +148,8 @@ class ClusterWorker(probing.ProbingMixin):
                 LOG.info('Cluster %s: state store reachable again after '
                          '%.0fs', self.name, now - store_down_since)
                 store_down_since = None
-            self._stop.wait(self.settings.poll_interval)
+            self._wake.wait(self.settings.poll_interval)
+            self._wake.clear()
 
     def _note_error(self):
         with self._lock:
@@ -149,21 +158,54 @@ class ClusterWorker(probing.ProbingMixin):
     # -- scanning ----------------------------------------------------------
 
     def scan(self):
-        """Deliver the outbox, then dispatch every load balancer with work."""
+        """Deliver the outbox, then dispatch load balancers with work.
+
+        At most one job per free worker slot is dispatched, chosen fairly
+        (:meth:`_fair_order`): one project's churn waits its turn instead
+        of filling the queue ahead of everybody else's work.
+        """
         self.deliver_outbox()
         now = time.time()
         refusing = self.breaker is not None and self.breaker.refusing()
+        ready = {}
         for lb_id, intents in self.state.pending(self.name).items():
             if refusing and now - min(i['at'] for i in intents) < min(
                     self.settings.commit_wait_timeout,
                     self.settings.apply_retry_timeout):
                 continue   # no Octavia read for work that cannot go on yet
-            with self._lock:
-                if (lb_id in self._inflight
-                        or self._not_before.get(lb_id, 0) > now):
-                    continue
+            ready[lb_id] = intents
+        with self._lock:
+            ready = {lb_id: intents for lb_id, intents in ready.items()
+                     if lb_id not in self._inflight
+                     and self._not_before.get(lb_id, 0) <= now}
+            free = self.settings.workers_per_cluster - len(self._inflight)
+            chosen = self._fair_order(ready)[:max(0, free)]
+            for lb_id in chosen:
                 self._inflight.add(lb_id)
+                project = _project(ready[lb_id])
+                self._served[project] = time.monotonic()
+        for lb_id in chosen:
             self._pool.submit(self._job, lb_id)
+
+    def _fair_order(self, ready):
+        """Load balancer ids in dispatch order: round robin over projects,
+        the project served least recently first, each project's oldest
+        work first."""
+        queues = {}
+        for lb_id, intents in sorted(
+                ready.items(), key=lambda kv: min(i['at'] for i in kv[1])):
+            queues.setdefault(_project(intents), []).append(lb_id)
+        projects = sorted(queues, key=lambda p: (
+            self._served.get(p, 0.0),
+            min(i['at'] for i in ready[queues[p][0]])))
+        order = []
+        while queues:
+            for project in projects:
+                if queues.get(project):
+                    order.append(queues[project].pop(0))
+                    if not queues[project]:
+                        del queues[project]
+        return order
 
     def _job(self, lb_id):
         """One job per load balancer at a time. Its intents are read again
@@ -186,6 +228,7 @@ class ClusterWorker(probing.ProbingMixin):
         finally:
             with self._lock:
                 self._inflight.discard(lb_id)
+            self._wake.set()
 
     def _backoff(self, lb_id, at_least=0.0):
         """Next attempt after 0.5 s doubling up to 30 s, or later when the

@@ -54,7 +54,8 @@ def activate(rt, graph, cluster='alpha'):
 
 def intents(rt, cluster='alpha', lb_id=LB):
     """Pending intents without their bookkeeping keys."""
-    return [{k: v for k, v in i.items() if k not in ('seq', 'at', '_key')}
+    return [{k: v for k, v in i.items()
+             if k not in ('seq', 'at', '_key', 'project')}
             for i in rt.state.pending(cluster).get(lb_id, [])]
 
 
@@ -101,6 +102,7 @@ def test_create_records_placement_count_index_and_intent(make):
                             'id': LB}]
     [pending] = rt.state.pending('alpha')[LB]
     assert before <= pending['at'] <= time.time()
+    assert pending['project'] == fx.PROJECT     # the agent queues fairly
 
 
 def test_create_keeps_flavor_and_az_metadata(make):
