@@ -4,7 +4,6 @@ not hold another project's work back (a provider cannot answer 429)."""
 from octavia_lib.api.drivers import data_models as dm
 
 
-
 class RecordingPool:
     """Stands in for the worker's thread pool: records what is dispatched,
     runs nothing (the slots stay taken)."""
