@@ -14,8 +14,15 @@ understands (``backends.exceptions``):
 Both carry ``status`` (None when no response), ``body`` (parsed JSON, text
 or None) and ``retry_after`` (seconds or None), so a vendor client can
 reclassify what its appliance gets wrong (Caddy answers 500 to an invalid
-config: :mod:`backends.caddy.client` makes that a rejection).  Messages name
-the endpoint as ``scheme://host:port`` and never contain credentials.
+config: :mod:`backends.caddy.client` makes that a rejection).
+
+Credentials: an endpoint may carry user info (``http://user:pw@node``, sent
+as Basic authorization) and query parameters (``?token=...``, sent with
+every request). Messages name the endpoint as ``scheme://host:port``
+(:func:`multilb.redact.endpoint`); every other text in them (the library's
+reason, the appliance's answer, a redirect target) has the endpoint's
+secrets replaced by ``***``, and so have the records of urllib3's loggers
+(which log request paths with their query).
 
 Facts this module is built on (docs: shared reference LIBRARIES.md section 6):
 
@@ -57,7 +64,6 @@ import logging
 import os
 import threading
 import time
-import urllib.parse
 
 import pybreaker
 import requests
@@ -66,8 +72,13 @@ from urllib3 import exceptions as urllib3_exceptions
 from urllib3.util import retry as urllib3_retry
 
 from backends import exceptions
+from multilb import redact
 
 LOG = logging.getLogger(__name__)
+
+# urllib3 logs request paths with their query (a retry is a WARNING)
+_LOG_SCRUBBER = redact.LogScrubber().install(
+    'urllib3.connectionpool', 'urllib3.connection', 'urllib3.util.retry')
 
 IDEMPOTENT_METHODS = frozenset({'GET', 'PUT', 'DELETE', 'HEAD', 'OPTIONS'})
 RETRY_STATUSES = (502, 503, 504)
@@ -92,24 +103,6 @@ class _Retry(urllib3_retry.Retry):
         if seconds is None:
             return None
         return min(seconds, self.retry_after_cap)
-
-
-def _public_endpoint(endpoint):
-    """``scheme://host:port`` of ``endpoint``: no user info, path, query."""
-    parts = urllib.parse.urlsplit(endpoint)
-    host = parts.hostname or ''
-    if ':' in host:
-        host = '[%s]' % host
-    port = ':%d' % parts.port if parts.port else ''
-    return '%s://%s%s' % (parts.scheme, host, port)
-
-
-def _without_secrets(url):
-    """``url`` without user info and query string."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc.rsplit('@', 1)[-1]
-    return urllib.parse.urlunsplit(
-        (parts.scheme, netloc, parts.path, '', ''))
 
 
 def _reason(exc):
@@ -205,7 +198,10 @@ class Transport:
                  retry_statuses=RETRY_STATUSES, pool_maxsize=10,
                  breaker=None):
         self.endpoint = endpoint.rstrip('/')
-        self.name = _public_endpoint(self.endpoint)
+        self.name = redact.endpoint(self.endpoint)
+        self._secrets = _LOG_SCRUBBER.protect(self.endpoint)
+        base, _sep, self._query = self.endpoint.partition('?')
+        self._base = base.partition('#')[0].rstrip('/')
         self.timeout = (float(connect_timeout), float(read_timeout))
         self.retries = int(retries)
         self.verify = ca_bundle if ca_bundle else verify
@@ -281,7 +277,12 @@ class Transport:
     # -- requests ----------------------------------------------------------
 
     def url(self, path):
-        return '%s/%s' % (self.endpoint, path.lstrip('/'))
+        """The endpoint's URL with ``path`` appended (before the
+        endpoint's query, which every request carries)."""
+        url = '%s/%s' % (self._base, path.lstrip('/'))
+        if self._query:
+            url += ('&' if '?' in url else '?') + self._query
+        return url
 
     def request(self, method, path, json=None, headers=None):
         """Send one request; return ``(status, body)`` for a 2xx.
@@ -305,32 +306,44 @@ class Transport:
                 method, self.url(path), json=json, headers=headers,
                 timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
-            error = exceptions.BackendUnavailable(
-                '%s: %s (after %.1fs)' % (where, _reason(exc),
-                                          time.monotonic() - t0))
+            failure = exc
+        else:
+            failure = None
+        if failure is not None:
+            error = exceptions.BackendUnavailable(self._scrub(
+                '%s: %s (after %.1fs)' % (where, _reason(failure),
+                                          time.monotonic() - t0)))
             _annotate(error, None, None, None)
-            raise error from exc
+            # (raised out of the except clause: the library's exception,
+            # which names the URL with its query, is chained only when
+            # the endpoint has no secrets)
+            raise error from (None if self._secrets else failure)
         status = response.status_code
         body = _parse(response)
         if 200 <= status < 300:
             return status, body
         retry_after = _retry_after(response)
         if 300 <= status < 400:
-            error = exceptions.BackendRejected(
+            error = exceptions.BackendRejected(self._scrub(
                 '%s: unexpected redirect (HTTP %d) to %s' % (
                     where, status,
-                    _without_secrets(response.headers.get('Location', '?'))))
+                    redact.location(response.headers.get('Location', '?')))))
         else:
             text = '%s: HTTP %d %s: %s' % (where, status, response.reason,
                                            _error_text(body))
             if retry_after is not None:
                 text += ' (retry after %gs)' % retry_after
+            text = self._scrub(text)
             if status >= 500 or status in TRANSIENT_4XX:
                 error = exceptions.BackendUnavailable(text)
             else:
                 error = exceptions.BackendRejected(text)
         _annotate(error, status, body, retry_after)
         raise error
+
+    def _scrub(self, text):
+        """``text`` without the endpoint's credentials."""
+        return redact.scrub(text, self._secrets)
 
 
 def _annotate(error, status, body, retry_after):

@@ -43,6 +43,7 @@ from backends.caddy import metrics as metrics_mod
 from backends.caddy import traffic
 from backends.caddy import translate
 from multilb import exceptions as multilb_exc
+from multilb import redact
 
 LOG = logging.getLogger(__name__)
 
@@ -69,11 +70,15 @@ class CaddyBackend(base.ApplianceBackend):
     @classmethod
     def get_config_options(cls):
         return [
-            cfg.ListOpt('endpoints', default=[],
+            cfg.ListOpt('endpoints', default=[], secret=True,
                         help='Admin API URLs of the Caddy nodes of the '
                              'cluster, for example http://10.0.0.11:2019, '
                              'http://10.0.0.12:2019. Every node gets the '
-                             'same configuration.'),
+                             'same configuration. Credentials in a URL '
+                             '(user:password@, ?token=) are sent with '
+                             'every request and never shown: logs and '
+                             'multilb-manage name a node scheme://host:port '
+                             'only.'),
             cfg.StrOpt('listen_address', default='',
                        help='Address the nodes bind listeners to. Empty: '
                             'the load balancer\'s VIP address (production). '
@@ -124,7 +129,7 @@ class CaddyBackend(base.ApplianceBackend):
             if parsed.scheme not in ('http', 'https') or not parsed.hostname:
                 raise multilb_exc.ConfigError(
                     'endpoints: %r is not an http:// or https:// URL' %
-                    endpoint)
+                    redact.url(endpoint))
         if options.get('client_key') and not options.get('client_cert'):
             raise multilb_exc.ConfigError(
                 'client_key: set, but client_cert is empty; set both, or '
@@ -206,6 +211,9 @@ class CaddyBackend(base.ApplianceBackend):
             for endpoint in opts['endpoints']}
         self._changing = {endpoint: threading.Lock()
                           for endpoint in opts['endpoints']}
+        # how logs and messages name a node: never with its credentials
+        self._names = {endpoint: redact.endpoint(endpoint)
+                       for endpoint in opts['endpoints']}
         self._ledger = traffic.TrafficLedger()
         self._down = set()     # failed their last probe: skipped
         self._stale = set()    # were down: may have missed anything
@@ -232,7 +240,7 @@ class CaddyBackend(base.ApplianceBackend):
             if endpoint in down:
                 self._missed.setdefault(endpoint, set()).add(lb_id)
                 missed.append('%s: skipped, failed its last probe' %
-                              endpoint)
+                              self._names[endpoint])
                 continue
             try:
                 with self._changing[endpoint]:
@@ -240,7 +248,7 @@ class CaddyBackend(base.ApplianceBackend):
                     action(client)
             except exceptions.BackendUnavailable as exc:
                 self._missed.setdefault(endpoint, set()).add(lb_id)
-                missed.append('%s: %s' % (endpoint, exc))
+                missed.append('%s: %s' % (self._names[endpoint], exc))
             else:
                 self._missed.get(endpoint, set()).discard(lb_id)
         if len(missed) == len(self._nodes):
@@ -316,29 +324,30 @@ class CaddyBackend(base.ApplianceBackend):
             except exceptions.BackendError as exc:
                 if endpoint not in self._down:
                     LOG.warning('Cluster %s: node %s stopped answering: %s',
-                                self.cluster.name, endpoint, exc)
+                                self.cluster.name, self._names[endpoint],
+                                exc)
                 self._down.add(endpoint)
                 self._stale.add(endpoint)
-                problems.append('%s: %s' % (endpoint, exc))
+                problems.append('%s: %s' % (self._names[endpoint], exc))
                 continue
             if endpoint in self._down:
                 LOG.info('Cluster %s: node %s answers again',
-                         self.cluster.name, endpoint)
+                         self.cluster.name, self._names[endpoint])
                 self._down.discard(endpoint)
             if endpoint in self._stale:
                 # once: every load balancer is queued for a re-apply now
                 self._stale.discard(endpoint)
-                back.append('%s was unreachable' % endpoint)
+                back.append('%s was unreachable' % self._names[endpoint])
             if self._missed.get(endpoint):
                 back.append('%s missed changes of %d load balancer(s)' % (
-                    endpoint, len(self._missed[endpoint])))
+                    self._names[endpoint], len(self._missed[endpoint])))
         detail = '%d of %d Caddy nodes answer' % (len(held), len(self._nodes))
         behind = []
         if compare and held:
             self._compared_at = now
             union = set().union(*held.values())
             behind = ['%s lacks %d of %d servers' % (
-                endpoint, len(union - names), len(union))
+                self._names[endpoint], len(union - names), len(union))
                 for endpoint, names in held.items() if union - names]
         if problems or behind or back:
             detail += '; ' + '; '.join(problems + behind + back)
@@ -378,7 +387,7 @@ class CaddyBackend(base.ApplianceBackend):
             return metrics_mod.samples(self._readers[endpoint].metrics())
         except exceptions.BackendError as exc:
             LOG.debug('Cluster %s: no metrics from %s: %s',
-                      self.cluster.name, endpoint, exc)
+                      self.cluster.name, self._names[endpoint], exc)
             return None
 
     def _read_traffic(self, endpoint, client):

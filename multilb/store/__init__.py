@@ -22,6 +22,7 @@ import urllib.parse
 import weakref
 
 from multilb import exceptions
+from multilb import redact
 from multilb.store.base import KeyValue
 from multilb.store.base import KVStore
 
@@ -126,17 +127,9 @@ def split_url(url: str) -> urllib.parse.SplitResult:
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return '<unparsable URL>'
-    if not password:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition('@')
-    user = userinfo.split(':', 1)[0]
-    return parts._replace(netloc='%s:***@%s' % (user, hostport)).geturl()
+    """``url`` with its user info and password-like query values as
+    ``***`` (:func:`multilb.redact.url`)."""
+    return redact.url(url)
 
 
 def url_options(parts: urllib.parse.SplitResult,

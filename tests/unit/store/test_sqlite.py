@@ -184,7 +184,9 @@ class TestGetKvStore:
 
     def test_redact_url_hides_password(self):
         assert store.redact_url('etcd3+http://u:pw@h:1/?a=b') == \
-            'etcd3+http://u:***@h:1/?a=b'
+            'etcd3+http://***@h:1/?a=b'
+        assert store.redact_url('etcd3+http://h:1/?token=t&timeout=5') == \
+            'etcd3+http://h:1/?token=***&timeout=5'
         assert store.redact_url('sqlite:////x.db') == 'sqlite:////x.db'
 
 
