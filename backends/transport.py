@@ -12,9 +12,11 @@ understands (``backends.exceptions``):
   (an admin API that redirects is misconfigured; we never follow one).
 
 Both carry ``status`` (None when no response), ``body`` (parsed JSON, text
-or None) and ``retry_after`` (seconds or None), so a vendor client can
-reclassify what its appliance gets wrong (Caddy answers 500 to an invalid
-config: :mod:`backends.caddy.client` makes that a rejection).
+or None) and ``retry_after`` (seconds or None). A vendor client gives its
+transports a ``classify`` function that turns what its appliance gets wrong
+into what it means *before* the cluster's breaker counts it (Caddy answers
+500 to an invalid config: :func:`backends.caddy.client.classify` makes that
+a rejection, which never counts against the cluster).
 
 Credentials: an endpoint may carry user info (``http://user:pw@node``, sent
 as Basic authorization) and query parameters (``?token=...``, sent with
@@ -48,8 +50,11 @@ Facts this module is built on (docs: shared reference LIBRARIES.md section 6):
 call, which would make a cluster's concurrent calls serial, so the call
 itself runs outside pybreaker and only its outcome goes through it (a
 function that returns or re-raises at once). Only failures of the cluster
-count (no answer, timeout, 5xx without ``Retry-After``); rejections (4xx)
-and "busy, retry later" (429/503 with ``Retry-After``) do not. While open,
+count (no answer, timeout, 5xx without ``Retry-After``); rejections (4xx,
+and whatever ``classify`` made a rejection), "busy, retry later" (429/503
+with ``Retry-After``) and errors ``classify`` marked ``cluster_failure =
+False`` (the node answered, about one request: a listener address in use)
+do not. While open,
 calls fail at once with :class:`BackendUnavailable`; after
 ``reset_timeout`` one trial call at a time goes through. Its state and
 opening time are written through a ``store`` (``load()`` / ``save(dict)``)
@@ -190,13 +195,16 @@ class Transport:
     :param pool_maxsize: connections kept to the endpoint (threads).
     :param breaker: the cluster's :class:`ClusterBreaker` (shared by the
         transports of its nodes), or None.
+    :param classify: ``callable(error) -> error`` applied to every
+        :class:`BackendError` before the breaker counts it and it is
+        raised (the vendor client's reading of its appliance's answers).
     """
 
     def __init__(self, endpoint, connect_timeout, read_timeout, retries=2,
                  ca_bundle=None, client_cert=None, verify=True,
                  backoff_factor=0.1, backoff_max=2.0, retry_after_max=5.0,
                  retry_statuses=RETRY_STATUSES, pool_maxsize=10,
-                 breaker=None):
+                 breaker=None, classify=None):
         self.endpoint = endpoint.rstrip('/')
         self.name = redact.endpoint(self.endpoint)
         self._secrets = _LOG_SCRUBBER.protect(self.endpoint)
@@ -212,6 +220,7 @@ class Transport:
         self.retry_statuses = tuple(retry_statuses)
         self.pool_maxsize = pool_maxsize
         self.breaker = breaker
+        self.classify = classify
         self._lock = threading.Lock()
         self._session = None
         self._pid = None
@@ -317,7 +326,8 @@ class Transport:
             # (raised out of the except clause: the library's exception,
             # which names the URL with its query, is chained only when
             # the endpoint has no secrets)
-            raise error from (None if self._secrets else failure)
+            raise self._classified(error) from (
+                None if self._secrets else failure)
         status = response.status_code
         body = _parse(response)
         if 200 <= status < 300:
@@ -339,11 +349,16 @@ class Transport:
             else:
                 error = exceptions.BackendRejected(text)
         _annotate(error, status, body, retry_after)
-        raise error
+        raise self._classified(error)
 
     def _scrub(self, text):
         """``text`` without the endpoint's credentials."""
         return redact.scrub(text, self._secrets)
+
+    def _classified(self, error):
+        if self.classify is None:
+            return error
+        return self.classify(error)
 
 
 def _annotate(error, status, body, retry_after):
@@ -362,6 +377,8 @@ BREAKER_HALF_OPEN = pybreaker.STATE_HALF_OPEN
 def counts_against_cluster(exc):
     """True for a failure of the cluster itself (see the module doc)."""
     if not isinstance(exc, exceptions.BackendUnavailable):
+        return False
+    if getattr(exc, 'cluster_failure', True) is False:
         return False
     status = getattr(exc, 'status', None)
     busy = status in (429, 503) and getattr(exc, 'retry_after', None)

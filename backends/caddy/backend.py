@@ -190,7 +190,8 @@ class CaddyBackend(base.ApplianceBackend):
                                               timeout),
                 read_timeout=timeout, retries=retries,
                 ca_bundle=opts.get('ca_bundle') or None,
-                client_cert=client_cert, breaker=self.breaker)
+                client_cert=client_cert, breaker=self.breaker,
+                classify=client_mod.classify)
 
         client_cert = opts.get('client_cert') or None
         if client_cert and opts.get('client_key'):

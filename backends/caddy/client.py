@@ -24,9 +24,10 @@ Caddy admin API facts this relies on (checked against Caddy 2.11.7):
 * Every change re-provisions the whole running config (listeners are
   reused, so the other servers keep serving) and is rolled back when the
   new config fails to load: the answer is then **HTTP 500** ``loading new
-  config: ...``.  That is a permanent rejection of the request, so this
-  client turns it into :class:`BackendRejected` (except for transient OS
-  conditions such as an address not yet assigned).
+  config: ...``.  That is a permanent rejection of the request, so
+  :func:`classify` (which every transport of the caddy backend applies
+  before the cluster's breaker counts the answer) turns it into
+  :class:`BackendRejected`, except for the host's state (below).
 * Never ``DELETE /config/``: it removes the ``admin`` section too, and the
   admin endpoint moves to Caddy's default ``localhost:2019``.
 """
@@ -42,10 +43,29 @@ METRICS = 'metrics'
 
 # What Caddy reports for a path whose parent objects do not exist.
 _NO_PARENT = 'invalid traversal path'
-# 500s that are the host's state rather than the config's fault.
-_TRANSIENT = ('address already in use', 'cannot assign requested address',
-              'too many open files', 'timeout', 'timed out',
-              'connection refused', 'context deadline exceeded')
+# How Caddy 2.11 words a 500 it answers for a request it cannot take.
+# Each is a prefix Caddy writes itself, before any value of the request
+# (and so of a tenant: an L7 rule's regex is echoed much later in the
+# text); texts are in tests/unit/backends/caddy/caddy_errors.json.
+REJECTED_PREFIXES = (
+    'loading new config: ',     # the config failed to load (rolled back)
+    'decoding request body: ',  # not JSON
+    _NO_PARENT + ' at: ',       # a parent of the path does not exist
+)
+# The one way a config that would load fails for the host's state: a
+# listening socket cannot be made (the admin endpoint's, or a server's
+# listener) and Go's net.OpError ``OP NET ADDR: SYSCALL: ERRNO`` ends the
+# text (``listen tcp 10.0.0.5:80: bind: address already in use``, ``file
+# unix /run/caddy/admin.sock: fcntl: too many open files``). Only Caddy
+# writes the prefix, only the OS the ERRNO; OP, NET and ADDR have no
+# spaces; the whole text must match: no value of a tenant can produce it.
+HOST_STATE = re.compile(
+    r'loading new config: '
+    r'(?:http app module: start: listening on \S+|'
+    r'starting caddy administration endpoint): '
+    r'[a-z]+ \S+ \S+: [a-z0-9]+: '
+    r'(?:address already in use|cannot assign requested address|'
+    r'too many open files)')
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$')
 
 
@@ -54,6 +74,34 @@ def _error_text(exc):
     if isinstance(body, dict):
         return str(body.get('error') or '')
     return body if isinstance(body, str) else ''
+
+
+def classify(error):
+    """What a Caddy node's error answer means (a transport ``classify``).
+
+    An HTTP 500 whose text starts with one of :data:`REJECTED_PREFIXES` is
+    a :class:`BackendRejected` (permanent: the request is wrong, retrying
+    cannot help, and it says nothing about the cluster's health), unless
+    the whole text is :data:`HOST_STATE`: that stays a
+    :class:`BackendUnavailable` (retried) marked ``cluster_failure =
+    False`` (the node answered; one listener cannot bind, which must not
+    open the cluster's circuit breaker). Every other error, any other
+    500 included (not Caddy's words), is returned unchanged.
+    """
+    if (not isinstance(error, exceptions.BackendUnavailable)
+            or getattr(error, 'status', None) != 500):
+        return error
+    text = _error_text(error).strip()
+    if HOST_STATE.fullmatch(text):
+        error.cluster_failure = False
+        return error
+    if not text.startswith(REJECTED_PREFIXES):
+        return error
+    rejected = exceptions.BackendRejected(str(error))
+    rejected.status, rejected.body = error.status, error.body
+    rejected.retry_after = None
+    rejected.__cause__ = error
+    return rejected
 
 
 def _check_name(name):
@@ -94,16 +142,12 @@ class CaddyClient:
 
     @staticmethod
     def _reclassify(exc):
-        """Raise ``exc``, as BackendRejected when Caddy refused a config."""
-        text = _error_text(exc).lower()
-        status = getattr(exc, 'status', None)
-        if status == 500 and text and not any(
-                marker in text for marker in _TRANSIENT):
-            rejected = exceptions.BackendRejected(str(exc))
-            rejected.status, rejected.body = status, exc.body
-            rejected.retry_after = None
-            raise rejected from exc
-        raise exc
+        """Raise ``exc`` as :func:`classify` reads it (for transports
+        built without it)."""
+        found = classify(exc)
+        if found is exc:
+            raise exc
+        raise found from exc
 
     # -- reading -------------------------------------------------------------
 

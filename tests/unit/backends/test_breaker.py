@@ -1,12 +1,16 @@
 """The per-cluster circuit breaker (backends.transport.ClusterBreaker)
 in front of Transports talking to a tiny real HTTP server."""
 
+import json
+import pathlib
 import threading
 
 import pytest
 
 from backends import exceptions
 from backends import transport as transport_mod
+from backends.caddy import client as caddy_client
+from tests.unit.backends.test_transport import free_port
 from tests.unit.backends.test_transport import make
 from tests.unit.backends.test_transport import reply
 from tests.unit.backends.test_transport import server  # noqa: F401
@@ -176,3 +180,79 @@ def test_an_unreadable_record_starts_closed(caplog):
     cb.trip('probe failed')      # sharing fails: the breaker still works
     assert cb.state == transport_mod.BREAKER_OPEN
     assert 'not shared' in caplog.text
+
+
+# -- a tenant's rejected config is not a failure of the cluster -------------
+
+CADDY_ERRORS = json.loads((pathlib.Path(__file__).parent / 'caddy' /
+                           'caddy_errors.json').read_text())['errors']
+
+
+def caddy_answer(name):
+    """Caddy 2.11's real answer (caddy/caddy_errors.json), replayed."""
+    record = CADDY_ERRORS[name]
+    return reply(record['status'], record['body'])
+
+
+def caddy_node(srv, cb):
+    """A CaddyClient over a Transport as the caddy backend builds it."""
+    return caddy_client.CaddyClient(make(
+        srv, breaker=cb, retries=0, classify=caddy_client.classify))
+
+
+def test_a_burst_of_rejected_configs_leaves_it_closed(server):  # noqa: F811
+    """More rejected configs than fail_max, from Caddy's real answers
+    (a tenant's regex that does not compile, with transient words in it):
+    each is a BackendRejected, and the breaker never counts one."""
+    names = ['regex_hostile_words', 'regex_hostile_tail', 'listener_repeated',
+             'regex_unbalanced', 'unknown_field', 'remote_ip_invalid']
+    server.on('/config/apps/http/servers/lb--l',
+              *[caddy_answer(name) for name in names])
+    store = MemoryRecord()
+    cb = breaker(store)          # fail_max 3
+    node = caddy_node(server, cb)
+    for _ in names:
+        with pytest.raises(exceptions.BackendRejected):
+            node.put_server('lb--l', {})
+    assert cb.state == transport_mod.BREAKER_CLOSED
+    assert cb.snapshot()['failures'] == 0 and store.saved == []
+    # the node answered about one listener only: retried, never counted
+    server.on('/config/apps/http/servers/lb--l',
+              caddy_answer('address_in_use'),
+              caddy_answer('address_not_assigned'),
+              caddy_answer('too_many_open_files_listener'),
+              caddy_answer('address_in_use'))
+    for _ in range(4):
+        with pytest.raises(exceptions.BackendUnavailable) as err:
+            node.put_server('lb--l', {})
+        assert not getattr(err.value, 'breaker_open', False)
+    assert cb.state == transport_mod.BREAKER_CLOSED
+
+
+def test_real_failures_still_open_it_between_rejections(server):  # noqa: F811,E501
+    path = '/config/apps/http/servers/lb--l'
+    server.on(path,
+              caddy_answer('regex_unbalanced'),
+              reply(500, 'Internal Server Error'),      # not Caddy's words
+              caddy_answer('regex_hostile_words'),      # counts nothing...
+              reply(502, {'error': 'upstream timed out'}),
+              reply(500),                               # no text at all
+              reply(503, 'unavailable'))
+    cb = breaker()               # fail_max 3
+    node = caddy_node(server, cb)
+    with pytest.raises(exceptions.BackendRejected):
+        node.put_server('lb--l', {})
+    fail(node.transport, path)
+    assert cb.snapshot()['failures'] == 1
+    with pytest.raises(exceptions.BackendRejected):
+        node.put_server('lb--l', {})   # ...and resets the count
+    assert cb.snapshot()['failures'] == 0
+    for _ in range(3):
+        fail(node.transport, path)
+    assert cb.state == transport_mod.BREAKER_OPEN
+    # a node that does not answer at all opens it too
+    dead = caddy_node('http://127.0.0.1:%d' % free_port(), breaker())
+    for _ in range(3):
+        with pytest.raises(exceptions.BackendUnavailable):
+            dead.admin()
+    assert dead.transport.breaker.state == transport_mod.BREAKER_OPEN

@@ -1,16 +1,26 @@
 """CaddyClient's verbs, paths and error handling, with a scripted transport.
 
-The answers are the ones Caddy 2.11.7 gives (see the client's docstring);
-tests/functional/test_caddy_client.py checks them against real nodes.
+The answers are the ones Caddy 2.11.7 gives (see the client's docstring
+and caddy_errors.json, captured from a real node by
+tests/functional/caddy_errors.py); tests/functional/test_caddy_client.py
+checks them against real nodes.
 """
+
+import json
+import pathlib
 
 import pytest
 
 from backends import exceptions
+from backends import transport as transport_mod
 from backends.caddy import client as caddy_client
 
 SERVERS = 'config/apps/http/servers'
 NO_PARENT = {'error': 'invalid traversal path at: config/apps/http'}
+# Caddy 2.11.7's answers to requests it cannot take, each provoked on a
+# real node (tests/functional/caddy_errors.py), with what they must mean.
+CADDY_ERRORS = json.loads((pathlib.Path(__file__).parent /
+                           'caddy_errors.json').read_text())
 
 
 def error(cls, status, body):
@@ -61,27 +71,75 @@ def test_put_server_creates_the_http_app_when_missing():
     assert c.transport.calls[1][2] == {}
 
 
-@pytest.mark.parametrize('text', [
-    'loading new config: loading http app module: unknown module: x',
-    'loading new config: http: invalid configuration: listener address '
-    'repeated: tcp/127.0.0.1:80',
-    'decoding request body: invalid character'])
-def test_a_500_for_a_bad_config_is_a_rejection(text):
-    c = client(unavailable(500, {'error': text}))
+def caddy_answers(meaning):
+    """The real answers of Caddy (caddy_errors.json) with that meaning."""
+    return sorted((name, record['body']) for name, record in
+                  CADDY_ERRORS['errors'].items()
+                  if record['meaning'] == meaning)
+
+
+def test_the_captured_answers_are_real_ones():
+    assert CADDY_ERRORS['caddy'].startswith('v2.11')
+    assert all(r['status'] == 500 and r['body']['error']
+               for r in CADDY_ERRORS['errors'].values())
+
+
+@pytest.mark.parametrize('name,body', caddy_answers('rejected'))
+def test_a_500_for_a_request_caddy_cannot_take_is_a_rejection(name, body):
+    c = client(unavailable(500, body))
     with pytest.raises(exceptions.BackendRejected) as info:
-        c.put_server('a', {})
+        c.delete_id('a')
     assert info.value.status == 500
-    assert info.value.body == {'error': text}
+    assert info.value.body == body
+    assert not transport_mod.counts_against_cluster(info.value)
 
 
-@pytest.mark.parametrize('text', [
-    'loading new config: http app module: start: listening on '
-    '10.0.0.1:80: listen tcp 10.0.0.1:80: bind: cannot assign requested '
-    'address',
-    'loading new config: ...: bind: address already in use'])
-def test_a_500_for_the_host_state_stays_transient(text):
-    with pytest.raises(exceptions.BackendUnavailable):
-        client(unavailable(500, {'error': text})).put_server('a', {})
+@pytest.mark.parametrize('name,body', caddy_answers('transient'))
+def test_a_500_for_the_host_state_stays_transient(name, body):
+    with pytest.raises(exceptions.BackendUnavailable) as info:
+        client(unavailable(500, body)).put_server('a', {})
+    # retried, but the node answered: not a failure of the cluster
+    assert info.value.cluster_failure is False
+    assert not transport_mod.counts_against_cluster(info.value)
+
+
+def test_a_tenant_value_never_passes_for_the_host_state():
+    """The regex of an L7 rule is echoed in Caddy's text: whatever it
+    holds, the answer stays a rejection (the real texts are in the
+    fixture: regex_hostile_*)."""
+    in_use = CADDY_ERRORS['errors']['address_in_use']['body']['error']
+    for name in ('regex_hostile_words', 'regex_hostile_tail',
+                 'regex_cookie_hostile', 'regex_unbalanced'):
+        text = CADDY_ERRORS['errors'][name]['body']['error']
+        assert caddy_client.classify(unavailable(
+            500, {'error': text})).__class__ is exceptions.BackendRejected
+    # the host's state only when the whole text is Caddy's structure
+    assert caddy_client.classify(unavailable(
+        500, {'error': in_use})).cluster_failure is False
+    for hostile in ('x' + in_use, in_use + ' timeout', in_use + ': x',
+                    in_use.replace('listen tcp', 'listen tcp x'),
+                    in_use.replace('listening on', 'listening on a b')):
+        found = caddy_client.classify(unavailable(500, {'error': hostile}))
+        assert getattr(found, 'cluster_failure', True), hostile
+        assert isinstance(found, exceptions.BackendRejected) is \
+            hostile.startswith('loading new config: '), hostile
+        text = ('loading new config: loading http app module: provision '
+                'http: server x: setting up route matchers: route 0: '
+                'compiling matcher regexp %s: error parsing regexp: '
+                'missing closing ): `%s`' % (hostile, hostile))
+        assert isinstance(caddy_client.classify(unavailable(
+            500, {'error': text})), exceptions.BackendRejected), hostile
+
+
+@pytest.mark.parametrize('body', [
+    {'error': 'upstream timed out'}, 'Internal Server Error', None, '',
+    {'error': 'timeout'}, {'message': 'loading new config: x'}])
+def test_a_500_not_in_caddy_words_stays_a_failure_of_the_cluster(body):
+    """Not Caddy's answer (a proxy in front of it, an empty body): the
+    node failed, the breaker counts it."""
+    with pytest.raises(exceptions.BackendUnavailable) as info:
+        client(unavailable(500, body)).put_server('a', {})
+    assert transport_mod.counts_against_cluster(info.value)
 
 
 def test_other_unavailable_errors_pass_through():
