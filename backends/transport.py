@@ -26,6 +26,16 @@ reason, the appliance's answer, a redirect target) has the endpoint's
 secrets replaced by ``***``, and so have the records of urllib3's loggers
 (which log request paths with their query).
 
+Endpoints are ``http://``, ``https://`` or ``unix:///abs/path/admin.sock``:
+HTTP over that unix socket (an admin API no TCP client can reach: no
+tenant's member, health monitor or listener can point at it). A unix
+transport sends ``Host: localhost`` and behaves as a TCP one in every other
+way: read timeouts, retries (a failed connect for every method), the
+breaker, the error mapping. A unix ``connect()`` never waits: no socket
+file is "cannot connect", no process behind it "connection refused", a
+full backlog "cannot connect (... temporarily unavailable)", all at once.
+Its messages name it ``unix:///abs/path/admin.sock``.
+
 Facts this module is built on (docs: shared reference LIBRARIES.md section 6):
 
 * ``trust_env = False``: otherwise ``REQUESTS_CA_BUNDLE`` /
@@ -67,12 +77,15 @@ import datetime
 
 import logging
 import os
+import socket
 import threading
 import time
 
 import pybreaker
 import requests
 from requests import adapters
+from urllib3 import connection as urllib3_connection
+from urllib3 import connectionpool as urllib3_connectionpool
 from urllib3 import exceptions as urllib3_exceptions
 from urllib3.util import retry as urllib3_retry
 
@@ -108,6 +121,105 @@ class _Retry(urllib3_retry.Retry):
         if seconds is None:
             return None
         return min(seconds, self.retry_after_cap)
+
+
+# -- HTTP over a unix socket -------------------------------------------------
+
+UNIX_PREFIX = 'unix://'
+# What requests sees of a unix endpoint: the adapter mounted on this prefix
+# ignores the host and dials the transport's socket; urllib3 sends the
+# host as the Host header (Caddy checks no Host on a unix admin socket,
+# but Go's HTTP server refuses a request without one).
+_UNIX_BASE = 'http+unix://localhost'
+# sun_path holds 108 bytes, the terminating NUL included
+_UNIX_PATH_MAX = 107
+
+
+def unix_socket_path(endpoint):
+    """The socket path of a ``unix:///abs/path`` endpoint, None for any
+    other scheme.
+
+    :raises ValueError: a ``unix://`` endpoint that is not ``unix://``
+        followed by an absolute path of at most 107 bytes (no host, query
+        nor fragment).
+    """
+    endpoint = str(endpoint)
+    if endpoint[:len(UNIX_PREFIX)].lower() != UNIX_PREFIX:
+        return None
+    path = endpoint[len(UNIX_PREFIX):]
+    if not path.startswith('/') or '?' in path or '#' in path:
+        raise ValueError(
+            '%r is not unix:// followed by the absolute path of a socket '
+            '(unix:///run/caddy/admin.sock)' % endpoint)
+    path = '/' + path.strip('/')
+    if len(os.fsencode(path)) > _UNIX_PATH_MAX:
+        raise ValueError('%r: a unix socket path has at most %d bytes' % (
+            endpoint, _UNIX_PATH_MAX))
+    return path
+
+
+class _UnixConnection(urllib3_connection.HTTPConnection):
+    """urllib3's HTTP connection, to ``socket_path`` instead of host:port
+    (urllib3 maps the errors raised here as for TCP: a failed connect is
+    retried for every method)."""
+
+    def __init__(self, *args, socket_path, **kwargs):
+        self.socket_path = socket_path
+        super().__init__(*args, **kwargs)
+
+    def __repr__(self):   # urllib3's errors start with it
+        return 'unix socket %s' % self.socket_path
+
+    __str__ = __repr__
+
+    def _new_conn(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if self.timeout is None or isinstance(self.timeout,
+                                                  (int, float)):
+                sock.settimeout(self.timeout)   # the connect timeout
+            sock.connect(self.socket_path)
+        except socket.timeout as exc:
+            sock.close()
+            raise urllib3_exceptions.ConnectTimeoutError(
+                self, 'connect to %s timed out' % self.socket_path) from exc
+        except OSError as exc:
+            sock.close()
+            raise urllib3_exceptions.NewConnectionError(
+                self, 'Failed to establish a new connection: %s' % exc
+            ) from exc
+        return sock
+
+
+class _UnixConnectionPool(urllib3_connectionpool.HTTPConnectionPool):
+    ConnectionCls = _UnixConnection
+
+
+class _UnixAdapter(adapters.HTTPAdapter):
+    """A requests adapter whose every request goes to one unix socket
+    (retries, timeouts and pool size as for the HTTP adapter)."""
+
+    def __init__(self, socket_path, **kwargs):
+        self.socket_path = socket_path
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, connections, maxsize,
+                         block=adapters.DEFAULT_POOLBLOCK, **pool_kwargs):
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.unix_pool = _UnixConnectionPool(
+            _UNIX_BASE.rpartition('/')[2], maxsize=maxsize, block=block,
+            socket_path=self.socket_path)
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None,
+                                        cert=None):
+        return self.unix_pool
+
+    def get_connection(self, url, proxies=None):   # requests < 2.32
+        return self.unix_pool
+
+    def close(self):
+        super().close()
+        self.unix_pool.close()
 
 
 def _reason(exc):
@@ -179,7 +291,9 @@ def _retry_after(response):
 class Transport:
     """Requests to one appliance endpoint (e.g. ``https://10.0.0.5:2019``).
 
-    :param endpoint: base URL; request paths are appended to it.
+    :param endpoint: base URL; request paths are appended to it. Or
+        ``unix:///abs/path``: HTTP over that unix socket (see the module
+        doc; ``ca_bundle``, ``client_cert`` and ``verify`` do not apply).
     :param connect_timeout: seconds to establish a connection.
     :param read_timeout: seconds to wait for each read of the response.
     :param retries: extra attempts for idempotent methods (and for failed
@@ -224,6 +338,10 @@ class Transport:
         self._lock = threading.Lock()
         self._session = None
         self._pid = None
+        # None, or the socket of a unix:///abs/path endpoint
+        self.socket_path = unix_socket_path(endpoint)
+        if self.socket_path:
+            self.name = UNIX_PREFIX + self.socket_path
 
     def __repr__(self):
         return '<Transport %s>' % self.name
@@ -242,15 +360,18 @@ class Transport:
             allowed_methods=IDEMPOTENT_METHODS,
             respect_retry_after_header=True, raise_on_status=False,
             raise_on_redirect=False)
-        adapter = adapters.HTTPAdapter(
-            max_retries=retry, pool_connections=1,
-            pool_maxsize=self.pool_maxsize, pool_block=False)
+        pool = dict(max_retries=retry, pool_connections=1,
+                    pool_maxsize=self.pool_maxsize, pool_block=False)
         session = requests.Session()
         session.trust_env = False
+        session.headers['Accept'] = 'application/json'
+        if self.socket_path:
+            session.mount(_UNIX_BASE, _UnixAdapter(self.socket_path, **pool))
+            return session
+        adapter = adapters.HTTPAdapter(**pool)
         session.verify = self.verify
         if self.client_cert:
             session.cert = self.client_cert
-        session.headers['Accept'] = 'application/json'
         session.mount('http://', adapter)
         session.mount('https://', adapter)
         return session
@@ -288,6 +409,8 @@ class Transport:
     def url(self, path):
         """The endpoint's URL with ``path`` appended (before the
         endpoint's query, which every request carries)."""
+        if self.socket_path:
+            return '%s/%s' % (_UNIX_BASE, path.lstrip('/'))
         url = '%s/%s' % (self._base, path.lstrip('/'))
         if self._query:
             url += ('&' if '?' in url else '?') + self._query

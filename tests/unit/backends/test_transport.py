@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import socket
+import socketserver
 import ssl
 import threading
 import time
@@ -439,3 +440,180 @@ def test_client_certificate_for_mutual_tls(pki):
             make(srv, ca_bundle=ca, retries=0).request('GET', '/ok')
     finally:
         srv.stop()
+
+
+# -- unix sockets ------------------------------------------------------------
+
+
+class _RecordingHandler(_Handler):
+    """_Handler that also keeps the headers of every request."""
+
+    def _serve(self):
+        with self.server.lock:
+            self.server.headers_seen.append(dict(self.headers))
+        super()._serve()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve  # noqa: N815
+
+
+class UnixScriptedServer(socketserver.ThreadingMixIn,
+                         socketserver.UnixStreamServer):
+    """ScriptedServer's scripts and counters, on a unix socket."""
+
+    daemon_threads = True
+    on = ScriptedServer.on
+    handle_error = ScriptedServer.handle_error
+    stop = ScriptedServer.stop
+
+    def __init__(self, path):
+        super().__init__(str(path), _RecordingHandler)
+        self.lock = threading.Lock()
+        self.hits = collections.Counter()
+        self.bodies, self.headers_seen, self.script = [], [], {}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve_forever,
+                                       kwargs={'poll_interval': 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return 'unix://' + self.server_address
+
+
+@pytest.fixture
+def unix_server(tmp_path):
+    srv = UnixScriptedServer(tmp_path / 'admin.sock')
+    yield srv
+    srv.stop()
+
+
+def test_unix_socket_answers_and_errors_as_over_tcp(unix_server, tmp_path):
+    unix_server.on('/config/', reply(200, {'admin': {}}))
+    unix_server.on('/bad', reply(400, {'error': 'unknown module: nope'}))
+    unix_server.on('/boom', reply(500, {'error': 'internal'}))
+    t = make(unix_server)
+    assert t.socket_path == str(tmp_path / 'admin.sock')
+    assert t.name == 'unix://%s/admin.sock' % tmp_path
+    assert repr(t) == '<Transport %s>' % t.name
+    assert t.request('GET', '/config/') == (200, {'admin': {}})
+    assert t.request('GET', 'config/') == (200, {'admin': {}})
+    with pytest.raises(exceptions.BackendRejected) as info:
+        t.request('POST', '/bad', json={'a': 1})
+    assert str(info.value) == ('%s POST /bad: HTTP 400 Bad Request: unknown '
+                               'module: nope' % t.name)
+    assert info.value.status == 400
+    with pytest.raises(exceptions.BackendUnavailable) as info:
+        t.request('PUT', '/boom', json={})
+    assert info.value.status == 500
+    assert unix_server.bodies[2] == b'{"a": 1}'
+    # Go's HTTP server refuses a request without Host; Caddy's admin API
+    # refuses any Origin it was not told to allow
+    for headers in unix_server.headers_seen:
+        assert headers['Host'] == 'localhost'
+        assert 'Origin' not in headers
+
+
+def test_unix_socket_retries_reads_and_times_out(unix_server):
+    unix_server.on('/flaky', reply(503), reply(503), reply(200, 'ok'))
+    unix_server.on('/post', reply(503, 'busy'), reply(200))
+    unix_server.on('/slow', reply(200, 'late', delay=3))
+    assert make(unix_server, retries=2).request('GET', '/flaky') == (
+        200, 'ok')
+    assert unix_server.hits[('GET', '/flaky')] == 3
+    with pytest.raises(exceptions.BackendUnavailable):
+        make(unix_server, retries=3).request('POST', '/post', json={})
+    assert unix_server.hits[('POST', '/post')] == 1
+    t0 = time.monotonic()
+    with pytest.raises(exceptions.BackendUnavailable) as info:
+        make(unix_server, read_timeout=0.3, retries=0).request('GET',
+                                                               '/slow')
+    assert time.monotonic() - t0 < 1.5
+    assert str(info.value).startswith(unix_server.url + ' GET /slow: '
+                                      'read timed out')
+    assert info.value.status is None
+
+
+def test_unix_socket_that_nobody_serves(tmp_path):
+    missing = 'unix://%s/missing.sock' % tmp_path
+    with pytest.raises(exceptions.BackendUnavailable) as info:
+        make(missing, retries=1).request('POST', '/x', json={})
+    assert str(info.value).startswith(missing + ' POST /x: cannot connect')
+    assert 'No such file or directory' in str(info.value)
+    dead = tmp_path / 'dead.sock'
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(dead))      # the file stays, nothing listens
+    with pytest.raises(exceptions.BackendUnavailable) as info:
+        make('unix://%s' % dead, retries=1).request('GET', '/x')
+    assert str(info.value).startswith(
+        'unix://%s GET /x: connection refused' % dead)
+    # a full backlog: a unix connect fails at once, it never waits
+    full = tmp_path / 'full.sock'
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(full))
+        sock.listen(0)
+        queued = socket.socket(socket.AF_UNIX)
+        queued.connect(str(full))
+        t0 = time.monotonic()
+        with pytest.raises(exceptions.BackendUnavailable) as info:
+            make('unix://%s' % full, connect_timeout=5,
+                 retries=0).request('GET', '/x')
+        queued.close()
+    assert time.monotonic() - t0 < 1
+    assert 'cannot connect' in str(info.value)
+
+
+def test_unix_socket_failures_open_the_breaker(unix_server, tmp_path):
+    unix_server.on('/bad', reply(404, 'no such key'))
+    breaker = transport_mod.ClusterBreaker('c1', fail_max=2,
+                                           reset_timeout=60)
+    good = make(unix_server, retries=0, breaker=breaker)
+    for _ in range(3):   # rejections do not count against the cluster
+        with pytest.raises(exceptions.BackendRejected):
+            good.request('GET', '/bad')
+    assert breaker.state == transport_mod.BREAKER_CLOSED
+    gone = make('unix://%s/gone.sock' % tmp_path, retries=0,
+                breaker=breaker)
+    for _ in range(2):
+        with pytest.raises(exceptions.BackendUnavailable):
+            gone.request('GET', '/x')
+    assert breaker.state == transport_mod.BREAKER_OPEN
+    with pytest.raises(exceptions.BackendUnavailable) as info:
+        good.request('GET', '/bad')
+    assert info.value.breaker_open
+    assert unix_server.hits[('GET', '/bad')] == 3
+
+
+def test_unix_socket_ignores_tls_options(unix_server):
+    unix_server.on('/ok', reply(200, 'plain'))
+    t = make(unix_server, ca_bundle='/nonexistent/ca.pem',
+             client_cert=('/nonexistent/c.pem', '/nonexistent/c.key'))
+    assert t.request('GET', '/ok') == (200, 'plain')
+    first = t.session
+    t.close()
+    assert t.request('GET', '/ok') == (200, 'plain')
+    assert t.session is not first
+
+
+@pytest.mark.parametrize('endpoint,path', [
+    ('unix:///run/caddy/admin.sock', '/run/caddy/admin.sock'),
+    ('UNIX:///run/caddy/admin.sock/', '/run/caddy/admin.sock'),
+    ('http://127.0.0.1:2019', None),
+    ('https://node.example:2019', None),
+])
+def test_unix_socket_path_of_an_endpoint(endpoint, path):
+    assert transport_mod.unix_socket_path(endpoint) == path
+
+
+@pytest.mark.parametrize('endpoint', [
+    'unix://run/caddy/admin.sock',         # a host, not a path
+    'unix://',
+    'unix:///run/admin.sock?x=1',
+    'unix:///run/admin.sock#frag',
+    'unix:///' + 'd' * 110 + '/admin.sock',
+])
+def test_bad_unix_endpoints_are_refused(endpoint):
+    with pytest.raises(ValueError):
+        transport_mod.unix_socket_path(endpoint)
+    with pytest.raises(ValueError):
+        transport_mod.Transport(endpoint, 1, 1)
