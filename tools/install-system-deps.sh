@@ -1,6 +1,8 @@
 #!/bin/bash
 # Install the Debian packages the functional tests and the quick start need:
-# etcd (etcd-server, etcd-client) and MariaDB (mariadb-server).
+# etcd (etcd-server, etcd-client), MariaDB (mariadb-server) and iproute2
+# (`ip`: tools/localstack/netns.py puts the member servers into a network
+# namespace of their own).
 #
 # Idempotent: does nothing when the binaries are already there. Needs root
 # (or sudo) only when something is missing. The packages' own services are
@@ -10,14 +12,20 @@
 # systemd are fine either way).
 set -euo pipefail
 
-PACKAGES=(etcd-server etcd-client mariadb-server)
+PACKAGES=(etcd-server etcd-client mariadb-server iproute2)
 BINARIES=(/usr/bin/etcd /usr/sbin/mariadbd)
+
+have_ip() {
+    command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] ||
+        [ -x /usr/bin/ip ] || [ -x /bin/ip ]
+}
 
 missing=()
 for bin in "${BINARIES[@]}"; do
     [ -x "$bin" ] || missing+=("$bin")
 done
 command -v mariadb-install-db >/dev/null 2>&1 || missing+=(mariadb-install-db)
+have_ip || missing+=("ip (iproute2)")
 
 # python3 -m venv needs ensurepip; Debian's own python3 ships it separately.
 extra=()
@@ -27,7 +35,7 @@ if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "install-system-deps: etcd and MariaDB already installed"
+    echo "install-system-deps: etcd, MariaDB and iproute2 already installed"
     exit 0
 fi
 
@@ -68,4 +76,6 @@ for bin in "${BINARIES[@]}"; do
     [ -x "$bin" ] || { echo "install-system-deps: $bin still missing" >&2;
                        exit 1; }
 done
+have_ip || { echo "install-system-deps: ip (iproute2) still missing" >&2;
+             exit 1; }
 echo "install-system-deps: done"

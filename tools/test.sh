@@ -32,7 +32,7 @@ step() { printf '\n==> %s\n' "$*"; }
 elapsed() { echo $(( $(date +%s) - $1 ))s; }
 t0=$(date +%s)
 
-step "system packages (etcd, MariaDB)"
+step "system packages (etcd, MariaDB, iproute2)"
 bash tools/install-system-deps.sh
 
 step "tox (in .tox-bootstrap/)"

@@ -14,8 +14,12 @@ Library use (pytest fixtures)::
     stack.stop(); db.stop(); etcd.stop()
 
     nodes = CaddyCluster(tmp, 'web', nodes=2).start()   # nodes.endpoints
-    members = MemberPool(2).start()                     # threads, or
-    member = MemberProcess(tmp, 'm1').start()           # a process
+    from tools.localstack.netns import MemberLab    # (not imported here:
+    lab = MemberLab().start()   # python -m tools.localstack.netns is a CLI)
+    members = MemberPool(2, lab=lab).start()            # threads, or
+    member = MemberProcess(tmp, 'm1', lab=lab).start()  # a process
+    ...
+    lab.stop()
 
 CLI: ``python -m tools.localstack up|status|down --workdir DIR
 [--caddy-cluster NAME[:NODES]]... [--members N]`` (see __main__).

@@ -1,7 +1,14 @@
 """Real HTTP backend servers ("members" of a pool) for load-balancing tests.
 
 A :class:`MemberServer` is a stdlib ``ThreadingHTTPServer`` in a thread of
-the test process, on ``127.0.0.1:<free port>``:
+the test process.  Given a :class:`~tools.localstack.netns.MemberLab`, it
+listens on an address of its own inside the lab's network namespace
+(``lab.next_address()``, or ``host``) and a free port there: a tenant's
+member must not be on this host's loopback, and multilb refuses one that
+is.  The test process reaches it through the lab's veth pair like any
+other client in the root namespace.  Without a lab it listens on
+``127.0.0.1:<free port>`` (only for tests that never hand the member to
+the Octavia API).  It:
 
 * ``GET /health`` answers 200 ``ok`` while ``healthy`` is true, else 503
   (flip ``member.healthy`` at run time to fail an active health check);
@@ -11,11 +18,12 @@ the test process, on ``127.0.0.1:<free port>``:
   health checks; ``paths`` remembers the non-health request paths.
 
 ``stop()`` closes the listening socket (new connections are refused, as
-for a dead member); ``start()`` again binds the same port.
+for a dead member); ``start()`` again binds the same address and port.
 
 A :class:`MemberProcess` runs the same server in a process of its own, for
 stacks that outlive the Python that started them (``python -m
-tools.localstack up --members N``)::
+tools.localstack up --members N``); with a lab it is started with ``ip
+netns exec <lab namespace>``::
 
     python -m tools.localstack.members serve --name m1 --port 8081 \
         [--host 127.0.0.1] [--workdir DIR]
@@ -29,6 +37,7 @@ import http.server
 import logging
 import os
 import signal
+import socketserver
 import sys
 import threading
 import time
@@ -40,6 +49,8 @@ from .process import Service, wait_until
 LOG = logging.getLogger(__name__)
 
 HOST = '127.0.0.1'
+# Members are reached directly, never through a proxy of the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -77,15 +88,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         LOG.debug('member %s: ' + fmt, self.member.name, *args)
 
 
-class MemberServer:
-    """``MemberServer('m1').start()`` ... ``.stop()``; a context manager.
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
 
-    ``address`` is the IP (as in an Octavia member), ``port`` the port,
-    ``dial`` is ``'127.0.0.1:PORT'`` (a Caddy upstream).
+    def server_bind(self):
+        # HTTPServer.server_bind looks the address up in DNS
+        # (socket.getfqdn): 10 s of timeouts inside a lab without DNS,
+        # and a query to the resolver outside it.  A member needs no name.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+class MemberServer:
+    """``MemberServer('m1', lab=lab).start()`` ... ``.stop()``; a context
+    manager.
+
+    ``address`` is the IP (as in an Octavia member): ``host``, else the
+    lab's next member address, else 127.0.0.1; ``port`` the port, ``dial``
+    is ``'ADDRESS:PORT'`` (a Caddy upstream).
     """
 
-    def __init__(self, name, host=HOST, port=0):
+    def __init__(self, name, host=None, port=0, lab=None):
         self.name = name
+        self.lab = lab
+        if host is None:
+            host = lab.next_address() if lab is not None else HOST
         self.address = host
         self.port = port or None
         self.healthy = True
@@ -125,9 +152,19 @@ class MemberServer:
         if self._httpd is not None:
             return self
         handler = type(f'Handler_{self.name}', (_Handler,), {'member': self})
-        httpd = http.server.ThreadingHTTPServer(
-            (self.address, self.port or 0), handler)
-        httpd.daemon_threads = True
+        httpd = _HTTPServer((self.address, self.port or 0), handler,
+                            bind_and_activate=False)
+        try:
+            if self.lab is not None:
+                # the listening socket is born in the lab's namespace
+                httpd.socket.close()
+                httpd.socket = self.lab.socket(httpd.address_family,
+                                               httpd.socket_type)
+            httpd.server_bind()
+            httpd.server_activate()
+        except BaseException:
+            httpd.server_close()
+            raise
         self.port = httpd.server_address[1]
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -158,10 +195,11 @@ class MemberServer:
 
 
 class MemberPool:
-    """``n`` MemberServers named ``<prefix>-0`` ... ``<prefix>-<n-1>``."""
+    """``n`` MemberServers named ``<prefix>-0`` ... ``<prefix>-<n-1>``,
+    each on an address of its own in ``lab`` (or all on ``host``)."""
 
-    def __init__(self, n, prefix='member', host=HOST):
-        self.members = [MemberServer(f'{prefix}-{i}', host=host)
+    def __init__(self, n, prefix='member', host=None, lab=None):
+        self.members = [MemberServer(f'{prefix}-{i}', host=host, lab=lab)
                         for i in range(n)]
 
     @property
@@ -207,19 +245,25 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 
 
 class MemberProcess:
-    """``MemberProcess(workdir, 'm1').start()`` ... ``.stop()``: ``serve``
-    in its own process (a :class:`~tools.localstack.process.Service` named
-    ``member-<name>``), on a free port of 127.0.0.1 picked once and kept.
+    """``MemberProcess(workdir, 'm1', lab=lab).start()`` ... ``.stop()``:
+    ``serve`` in its own process (a
+    :class:`~tools.localstack.process.Service` named ``member-<name>``),
+    inside ``lab`` (``ip netns exec``) on ``host`` or the lab's next member
+    address (without a lab: 127.0.0.1), on a free port picked once and
+    kept.
 
     Its log (requests included) is ``<workdir>/members/<name>.log``.  The
     command line carries ``--workdir <workdir>``, which is how ``python -m
     tools.localstack down`` recognises the process as its own.
     """
 
-    def __init__(self, workdir, name, host=HOST, port=None, python=None,
-                 ready_timeout=30, detach=False):
+    def __init__(self, workdir, name, host=None, port=None, python=None,
+                 ready_timeout=30, detach=False, lab=None):
         self.workdir = os.path.abspath(workdir)
         self.name = name
+        self.lab = lab
+        if host is None:
+            host = lab.next_address() if lab is not None else HOST
         self.address = host
         self.port = port
         self.python = python or sys.executable
@@ -245,7 +289,7 @@ class MemberProcess:
         return self.service is not None and self.service.alive()
 
     def _ready(self):
-        with urllib.request.urlopen(self.url + '/health', timeout=2) as resp:
+        with _DIRECT.open(self.url + '/health', timeout=2) as resp:
             return resp.status == 200
 
     def start(self):
@@ -254,10 +298,14 @@ class MemberProcess:
             return self
         os.makedirs(self.dir, exist_ok=True)
         if self.port is None:
-            self.port = ports.free_port(self.address)
+            self.port = (self.lab.free_port(self.address) if self.lab
+                         else ports.free_port(self.address))
         argv = [self.python, '-m', 'tools.localstack.members', 'serve',
                 '--name', self.name, '--host', self.address,
                 '--port', self.port, '--workdir', self.workdir]
+        if self.lab is not None:
+            # ip netns exec execs the command: the PID stays the member's
+            argv = self.lab.exec_argv() + argv
         env = dict(os.environ, PYTHONUNBUFFERED='1')
         env['PYTHONPATH'] = os.pathsep.join(
             p for p in (REPO, env.get('PYTHONPATH')) if p)
@@ -283,6 +331,7 @@ class MemberProcess:
     def describe(self):
         return {'name': self.name, 'address': self.address,
                 'port': self.port, 'url': self.url,
+                'namespace': self.lab.namespace if self.lab else None,
                 'log_path': self.log_path,
                 'service': self.service.describe() if self.service else None}
 
