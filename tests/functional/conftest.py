@@ -1,8 +1,10 @@
-"""Session-wide real fleet (see fleet.py) shared by the functional tests."""
+"""Session-wide real fleet (see fleet.py) and member lab shared by the
+functional tests."""
 
 import pytest
 
 from tests.functional import fleet as fleet_mod
+from tools.localstack import netns
 
 
 @pytest.fixture(scope='session')
@@ -16,6 +18,22 @@ def fleet(tmp_path_factory):
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(scope='session')
+def member_lab():
+    """The network namespace where member servers live (netns.MemberLab):
+    one per session, created on first use, removed at the end.  Fails
+    with what is missing (root, iproute2) where a lab cannot be made."""
+    lab = netns.MemberLab()
+    try:
+        lab.start()
+    except netns.LabError as exc:
+        pytest.fail('no member lab: %s' % exc, pytrace=False)
+    try:
+        yield lab
+    finally:
+        lab.stop()
 
 
 @pytest.fixture

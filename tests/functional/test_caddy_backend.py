@@ -14,10 +14,10 @@ from tools.localstack import ports
 
 
 @pytest.fixture(scope='module')
-def caddy_fleet(tmp_path_factory):
+def caddy_fleet(tmp_path_factory, member_lab):
     workdir = tmp_path_factory.mktemp('caddyfleet', numbered=True)
     fast = '[multilb]\nmember_health_interval = 1\nstatistics_interval = 1\n'
-    with lab.caddy_fleet(workdir, {'web': 2}, members=2,
+    with lab.caddy_fleet(workdir, {'web': 2}, members=2, lab=member_lab,
                          extra_conf=fast) as (fleet, nodes, members):
         yield fleet, nodes['web'], members
 

@@ -13,10 +13,10 @@ LB = '0c0ffee0-0000-4000-8000-0000000000a2'
 
 
 @pytest.fixture(scope='module')
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, member_lab):
     workdir = tmp_path_factory.mktemp('caddybalance', numbered=True)
     with caddy_lab.backend_lab(workdir, 'balance', nodes=1,
-                               prefix='b') as found:
+                               prefix='b', lab=member_lab) as found:
         yield found
 
 

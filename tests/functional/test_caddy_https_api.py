@@ -22,10 +22,11 @@ SNI_HOST = 'api.example.test'
 
 
 @pytest.fixture(scope='module')
-def https_fleet(tmp_path_factory):
+def https_fleet(tmp_path_factory, member_lab):
     workdir = tmp_path_factory.mktemp('caddyhttps', numbered=True)
     with lab.caddy_fleet(workdir, {'tls': 2}, members=2, prefix='hm',
-                         local_certificates=True) as (fleet, nodes, members):
+                         lab=member_lab, local_certificates=True) as (
+                             fleet, nodes, members):
         yield fleet, nodes['tls'], members
 
 

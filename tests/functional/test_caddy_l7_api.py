@@ -17,9 +17,10 @@ TRIES = 6       # requests per check: connections spread over both nodes
 
 
 @pytest.fixture(scope='module')
-def l7_fleet(tmp_path_factory):
+def l7_fleet(tmp_path_factory, member_lab):
     workdir = tmp_path_factory.mktemp('caddyl7', numbered=True)
-    with lab.caddy_fleet(workdir, {'l7': 2}, members=('a', 'b')) as (
+    with lab.caddy_fleet(workdir, {'l7': 2}, members=('a', 'b'),
+                         lab=member_lab) as (
             fleet, _nodes, (member_a, member_b)):
         yield fleet, member_a, member_b
 

@@ -41,11 +41,11 @@ def https_get(port, tls):
 
 
 @pytest.fixture(scope='module')
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, member_lab):
     workdir = tmp_path_factory.mktemp('caddytls', numbered=True)
     # listen on the graph's VIP (127.0.0.1), as in production
     with caddy_lab.backend_lab(workdir, 'tls', prefix='tm',
-                               listen_address='') as found:
+                               lab=member_lab, listen_address='') as found:
         yield found
 
 

@@ -21,9 +21,10 @@ def graph(port, members, weight=1):
 
 
 @pytest.fixture(scope='module')
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, member_lab):
     workdir = tmp_path_factory.mktemp('caddytraffic', numbered=True)
-    with caddy_lab.backend_lab(workdir, 'traffic', prefix='tr') as found:
+    with caddy_lab.backend_lab(workdir, 'traffic', prefix='tr',
+                               lab=member_lab) as found:
         yield found
 
 
@@ -40,7 +41,8 @@ def counted(backend):
     return backend.collect_statistics().get(LISTENER)
 
 
-def test_each_request_is_counted_once_across_config_changes(lab):
+def test_each_request_is_counted_once_across_config_changes(lab,
+                                                            member_lab):
     backend, nodes, members = lab
     port = ports.free_port()
     backend.apply_loadbalancer(graph(port, members))
@@ -69,10 +71,12 @@ def test_each_request_is_counted_once_across_config_changes(lab):
     total += counted(backend).total_connections
     assert total == 8 + 4 + 6
 
-    # A request that fails upstream is an error: the pool's members stop.
+    # A request that fails upstream is an error: the pool's members stop
+    # (moved to a lab address where nothing listens: refused).
     stopped = copy.deepcopy(graph(port, members, weight=2))
-    stopped['pools'][0]['members'][0]['address'] = '127.0.0.2'
-    stopped['pools'][0]['members'][1]['address'] = '127.0.0.2'
+    nobody = member_lab.next_address()
+    stopped['pools'][0]['members'][0]['address'] = nobody
+    stopped['pools'][0]['members'][1]['address'] = nobody
     backend.apply_loadbalancer(stopped)
     with pytest.raises(urllib.error.HTTPError) as err:
         get(port, 1)

@@ -23,12 +23,13 @@ CLUSTERS = {'c1': 1, 'c2': 1, 'c3': 2}
 
 
 @pytest.fixture(scope='module')
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, member_lab):
     workdir = tmp_path_factory.mktemp('faults', numbered=True)
     quick = {name: {'read_timeout': 3, 'probe_timeout': 1}
              for name in CLUSTERS}
     with caddy_lab.caddy_fleet(workdir, CLUSTERS, members=2, prefix='fm',
-                               options=quick) as (fleet, nodes, members):
+                               options=quick, lab=member_lab) as (
+                                   fleet, nodes, members):
         conn = fleet.connection()
         flavors = {}
         for name, clusters in (('on-c3', ['c3']), ('healthy', ['c1', 'c2'])):
@@ -76,7 +77,7 @@ def test_a_frozen_cluster_is_isolated_and_recovers(lab):
     frozen_at = time.monotonic()
     try:
         # Work for the frozen cluster waits (PENDING_UPDATE, no ERROR)...
-        lbc.create_member(pool_id, address='127.0.0.1',
+        lbc.create_member(pool_id, address=members.members[1].address,
                           protocol_port=members.members[1].port)
         # ...while load balancers on the healthy clusters become ACTIVE.
         healthy = [create(conn, members, flavors['healthy'],
@@ -105,7 +106,7 @@ def test_a_frozen_cluster_is_isolated_and_recovers(lab):
     # The cluster is back: the breaker closes, pending work completes on
     # both nodes, and the cluster takes new load balancers again.
     assert wait_lb(conn, broken.id, wait=60).provisioning_status == ACTIVE
-    want = sorted('127.0.0.1:%d' % m.port for m in members.members)
+    want = sorted(m.dial for m in members.members)
     for node in nodes['c3']:
         fleet_mod.wait_for(lambda: upstreams_on(node, broken.id) == want,
                            timeout=30, what='%s complete' % node.name)
@@ -127,7 +128,7 @@ def test_killed_mid_update_ends_in_error_then_recovers(lab):
 
     for node in nodes['c3']:
         node.kill(signal.SIGKILL)
-    member = lbc.create_member(pool_id, address='127.0.0.1',
+    member = lbc.create_member(pool_id, address=members.members[1].address,
                                protocol_port=members.members[1].port)
     # apply_retry_timeout is 20 s in the test fleet: then ERROR for the
     # member, ACTIVE for what the API locked above it.
@@ -147,7 +148,7 @@ def test_killed_mid_update_ends_in_error_then_recovers(lab):
     lbc.update_member(member.id, pool_id, weight=3)
     assert wait_lb(conn, lb.id, wait=60).provisioning_status == ACTIVE
     assert lbc.get_member(member.id, pool_id).provisioning_status == ACTIVE
-    want = sorted('127.0.0.1:%d' % m.port for m in members.members)
+    want = sorted(m.dial for m in members.members)
     for node in nodes['c3']:
         fleet_mod.wait_for(lambda: upstreams_on(node, lb.id) == want,
                            timeout=30, what='%s complete' % node.name)
