@@ -17,6 +17,12 @@ content: new ones are added before the servers change and old ones removed
 after, so a certificate rotation never leaves a listener without one. The
 PEM material lives in memory and on the nodes only, never in logs.
 
+Caddy version: a node older than :data:`version.MINIMUM` (2.11.2) gets no
+configuration: its version is read before its first change and at every
+listing of the probe, the probe's detail names it, a WARNING (once per
+node and version) says why; once upgraded it gets every load balancer.
+A node whose version cannot be read is used, with one WARNING.
+
 Version history: 1.0 — HTTP and TERMINATED_HTTPS listeners, pools, members,
 health monitors, L7 policies (see translate.py for what maps to Caddy and
 how).
@@ -42,6 +48,7 @@ from backends.caddy import client as client_mod
 from backends.caddy import metrics as metrics_mod
 from backends.caddy import traffic
 from backends.caddy import translate
+from backends.caddy import version as version_mod
 from multilb import exceptions as multilb_exc
 from multilb import redact
 
@@ -72,9 +79,16 @@ class CaddyBackend(base.ApplianceBackend):
         return [
             cfg.ListOpt('endpoints', default=[], secret=True,
                         help='Admin API URLs of the Caddy nodes of the '
-                             'cluster, for example http://10.0.0.11:2019, '
-                             'http://10.0.0.12:2019. Every node gets the '
-                             'same configuration. Credentials in a URL '
+                             'cluster: https://HOST:PORT for a node on '
+                             'another host (its admin API behind mutual '
+                             'TLS: ca_bundle, client_cert), '
+                             'unix:///ABSOLUTE/PATH/admin.sock for a node '
+                             'on this host (HTTP over its admin unix '
+                             'socket), for example https://10.0.0.11:2020, '
+                             'https://10.0.0.12:2020. Never a TCP admin '
+                             'listener tenants can reach (see '
+                             'doc/source/admin/caddy.rst). Every node gets '
+                             'the same configuration. Credentials in a URL '
                              '(user:password@, ?token=) are sent with '
                              'every request and never shown: logs and '
                              'multilb-manage name a node scheme://host:port '
@@ -123,13 +137,18 @@ class CaddyBackend(base.ApplianceBackend):
         if not endpoints:
             raise multilb_exc.ConfigError(
                 'endpoints: missing; list the admin API URL of every Caddy '
-                'node, for example http://10.0.0.11:2019')
+                'node, for example https://10.0.0.11:2020')
         for endpoint in endpoints:
+            try:
+                if transport_mod.unix_socket_path(endpoint):
+                    continue
+            except ValueError as exc:
+                raise multilb_exc.ConfigError('endpoints: %s' % exc)
             parsed = urllib.parse.urlsplit(endpoint)
             if parsed.scheme not in ('http', 'https') or not parsed.hostname:
                 raise multilb_exc.ConfigError(
-                    'endpoints: %r is not an http:// or https:// URL' %
-                    redact.url(endpoint))
+                    'endpoints: %r is not an https://, http:// or '
+                    'unix:/// URL' % redact.url(endpoint))
         if options.get('client_key') and not options.get('client_cert'):
             raise multilb_exc.ConfigError(
                 'client_key: set, but client_cert is empty; set both, or '
@@ -213,13 +232,22 @@ class CaddyBackend(base.ApplianceBackend):
         self._changing = {endpoint: threading.Lock()
                           for endpoint in opts['endpoints']}
         # how logs and messages name a node: never with its credentials
-        self._names = {endpoint: redact.endpoint(endpoint)
-                       for endpoint in opts['endpoints']}
+        # (the transport's name: scheme://host:port, or unix:///path)
+        self._names = {endpoint: client.transport.name
+                       for endpoint, client in self._nodes}
         self._ledger = traffic.TrafficLedger()
         self._down = set()     # failed their last probe: skipped
-        self._stale = set()    # were down: may have missed anything
+        # endpoint -> why it may have missed anything (was down, ran an
+        # outdated Caddy): every load balancer is re-applied once it answers
+        self._stale = {}
         self._missed = {}      # endpoint -> ids of LBs it missed a change of
         self._compared_at = None   # monotonic time of the last listing
+        # Caddy versions (version.py): endpoint -> version or None, read
+        # before a node's first change and at each listing of the probe
+        self._versions = {}
+        self._outdated = {}    # endpoint -> version older than the minimum
+        self._version_lock = threading.Lock()
+        self._unknown_said = set()   # endpoints whose version is unknown
 
     def stop(self):
         clients = [c for _e, c in getattr(self, '_nodes', [])]
@@ -235,7 +263,8 @@ class CaddyBackend(base.ApplianceBackend):
         """Run ``action(client)`` on each node; see the module docstring."""
         missed = []
         down = set(self._down)
-        if len(down) == len(self._nodes):
+        if all(endpoint in down or endpoint in self._outdated
+               for endpoint, _client in self._nodes):
             down = set()   # every node failed its probe: try them anyway
         for endpoint, client in self._nodes:
             if endpoint in down:
@@ -245,13 +274,21 @@ class CaddyBackend(base.ApplianceBackend):
                 continue
             try:
                 with self._changing[endpoint]:
-                    self._read_traffic(endpoint, client)
-                    action(client)
+                    if endpoint not in self._versions:   # its first change
+                        self._read_version(endpoint)
+                    usable = endpoint not in self._outdated
+                    if usable:
+                        self._read_traffic(endpoint, client)
+                        action(client)
             except exceptions.BackendUnavailable as exc:
                 self._missed.setdefault(endpoint, set()).add(lb_id)
                 missed.append('%s: %s' % (self._names[endpoint], exc))
-            else:
+                continue
+            if usable:
                 self._missed.get(endpoint, set()).discard(lb_id)
+            else:   # gets everything once upgraded (it is stale)
+                missed.append('%s: skipped, %s' % (
+                    self._names[endpoint], self._too_old(endpoint)))
         if len(missed) == len(self._nodes):
             raise exceptions.BackendUnavailable(
                 'cluster %s: no Caddy node answered the %s of load balancer '
@@ -311,34 +348,45 @@ class CaddyBackend(base.ApplianceBackend):
     def probe(self):
         """Each node answers a tiny admin read (``GET /config/admin``);
         every ``divergence_check_interval`` (and when a node is back) the
-        nodes' server lists are compared instead."""
+        nodes' server lists are compared instead, and the Caddy version of
+        each node is read again (a node older than version.MINIMUM is
+        named in the detail and gets no configuration)."""
         now = time.monotonic()
         compare = (self._compared_at is None or bool(self._down) or
                    now - self._compared_at >= self.cluster.options.get(
                        'divergence_check_interval', 30.0))
-        problems, held, back = [], {}, []
+        problems, held, back, stale = [], {}, [], False
         for endpoint, _client in self._nodes:
             try:
                 probe = self._probes[endpoint]
-                held[endpoint] = (set(probe.get_servers()) if compare
-                                  else probe.admin())
+                found = (set(probe.get_servers()) if compare
+                         else probe.admin())
+                if compare or endpoint not in self._versions:
+                    self._read_version(endpoint)
             except exceptions.BackendError as exc:
                 if endpoint not in self._down:
                     LOG.warning('Cluster %s: node %s stopped answering: %s',
                                 self.cluster.name, self._names[endpoint],
                                 exc)
                 self._down.add(endpoint)
-                self._stale.add(endpoint)
+                self._stale.setdefault(endpoint, 'was unreachable')
+                self._versions.pop(endpoint, None)   # read again when back
                 problems.append('%s: %s' % (self._names[endpoint], exc))
                 continue
             if endpoint in self._down:
                 LOG.info('Cluster %s: node %s answers again',
                          self.cluster.name, self._names[endpoint])
                 self._down.discard(endpoint)
+            if endpoint in self._outdated:
+                problems.append('%s %s: given no configuration' % (
+                    self._names[endpoint], self._too_old(endpoint)))
+                continue
+            held[endpoint] = found
             if endpoint in self._stale:
                 # once: every load balancer is queued for a re-apply now
-                self._stale.discard(endpoint)
-                back.append('%s was unreachable' % self._names[endpoint])
+                back.append('%s %s' % (self._names[endpoint],
+                                       self._stale.pop(endpoint)))
+                stale = True
             if self._missed.get(endpoint):
                 back.append('%s missed changes of %d load balancer(s)' % (
                     self._names[endpoint], len(self._missed[endpoint])))
@@ -354,17 +402,69 @@ class CaddyBackend(base.ApplianceBackend):
             detail += '; ' + '; '.join(problems + behind + back)
         missed = frozenset().union(*(self._missed.get(e, ())
                                      for e in held))
-        stale = any(text.endswith('was unreachable') for text in back)
         return types.ClusterHealth(reachable=bool(held), detail=detail,
                                    resync=bool(behind) or stale,
                                    resync_ids=missed)
+
+    def _read_version(self, endpoint):
+        """Read which Caddy the node runs (version.py); one older than the
+        minimum gets no configuration (it is skipped, and stale: it gets
+        everything once upgraded). A WARNING names the cluster, the node
+        and the version once per finding.
+
+        :raises BackendUnavailable: the node did not answer.
+        """
+        client, name = self._probes[endpoint], self._names[endpoint]
+        found = None
+        for read, parse in ((client.goroutines, version_mod.from_goroutines),
+                            (client.metrics, version_mod.from_metrics)):
+            try:
+                found = parse(read())
+            except exceptions.BackendRejected as exc:   # a filtering proxy
+                LOG.debug('Cluster %s: %s', self.cluster.name, exc)
+            if found:
+                break
+        verdict = version_mod.check(found)
+        with self._version_lock:
+            self._versions[endpoint] = found
+            was = self._outdated.get(endpoint)
+            if verdict == version_mod.TOO_OLD:
+                self._outdated[endpoint] = found
+                self._stale[endpoint] = 'ran Caddy %s' % found
+                if was != found:
+                    LOG.warning(
+                        'Cluster %s: node %s runs Caddy %s, older than %s, '
+                        'the minimum multilb needs (earlier versions let a '
+                        'request read the node\'s files and environment '
+                        'through placeholders in vars matchers, and ignore '
+                        'the health-check port): it gets no configuration '
+                        'until it is upgraded', self.cluster.name, name,
+                        found, version_mod.MINIMUM_TEXT)
+                return
+            self._outdated.pop(endpoint, None)
+            if was:
+                LOG.info('Cluster %s: node %s now runs Caddy %s',
+                         self.cluster.name, name, found or '(unknown)')
+            if verdict == version_mod.OK:
+                self._unknown_said.discard(endpoint)
+            elif endpoint not in self._unknown_said:
+                self._unknown_said.add(endpoint)
+                LOG.warning(
+                    'Cluster %s: node %s does not tell which Caddy version '
+                    'it runs (a development build?); multilb needs %s or '
+                    'later and cannot check it: using the node',
+                    self.cluster.name, name, version_mod.MINIMUM_TEXT)
+
+    def _too_old(self, endpoint):
+        return 'runs Caddy %s, older than the minimum %s' % (
+            self._outdated.get(endpoint), version_mod.MINIMUM_TEXT)
 
     def list_loadbalancer_ids(self):
         """Ids on the nodes that answer (nodes that failed their last probe
         are not asked; no retry: a listing must not stall the caller)."""
         found, answered = set(), False
         for endpoint, _client in self._nodes:
-            if endpoint in self._down:
+            if endpoint in self._down or endpoint in self._outdated:
                 continue
             try:
                 names = self._readers[endpoint].get_servers()
@@ -381,8 +481,8 @@ class CaddyBackend(base.ApplianceBackend):
 
     def _metrics(self, endpoint, _client=None):
         """The node's parsed metrics, or None (a node that failed its last
-        probe is not asked; no retry)."""
-        if endpoint in self._down:
+        probe, or runs an outdated Caddy, is not asked; no retry)."""
+        if endpoint in self._down or endpoint in self._outdated:
             return None
         try:
             return metrics_mod.samples(self._readers[endpoint].metrics())

@@ -40,6 +40,8 @@ SERVERS = 'config/apps/http/servers'
 CERTIFICATES = 'config/apps/tls/certificates/load_pem'
 UPSTREAMS = 'reverse_proxy/upstreams'
 METRICS = 'metrics'
+# Go's goroutine profile, one line per stack (see version.py)
+GOROUTINES = 'debug/pprof/goroutine?debug=1'
 
 # What Caddy reports for a path whose parent objects do not exist.
 _NO_PARENT = 'invalid traversal path'
@@ -189,6 +191,11 @@ class CaddyClient:
     def metrics(self):
         """The node's Prometheus metrics page (text; see metrics.py)."""
         return self._call('GET', METRICS) or ''
+
+    def goroutines(self):
+        """Go's goroutine profile of the node (text, a few kB): the files of
+        the Caddy module in it carry its version (see version.py)."""
+        return self._call('GET', GOROUTINES) or ''
 
     # -- writing -------------------------------------------------------------
 

@@ -245,3 +245,10 @@ def test_certificates_are_added_without_replay():
     with pytest.raises(exceptions.BackendUnavailable):
         c.add_certificate({'@id': 'lb--l--default--pem-1'})
     assert len(c.transport.calls) == 1      # an append is not idempotent
+
+
+def test_goroutine_profile_is_read_as_text():
+    c = client('goroutine profile: total 3\n')
+    assert c.goroutines() == 'goroutine profile: total 3\n'
+    assert c.transport.calls == [
+        ('GET', 'debug/pprof/goroutine?debug=1', None)]
