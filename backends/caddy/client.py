@@ -252,9 +252,14 @@ class CaddyClient:
         try:
             self._call('POST', CERTIFICATES, json=entry)
         except exceptions.BackendRejected as exc:
-            if _NO_PARENT not in _error_text(exc):
+            # No load_pem list: POST would set it to the entry itself,
+            # which Caddy refuses (a tls app that only loads other
+            # certificates, such as the admin API's own: admin/caddy.rst).
+            if _NO_PARENT not in _error_text(exc) and self._call(
+                    'GET', CERTIFICATES) is not None:
                 raise
-            # PUT creates the missing parents (tls app, certificates).
+            # PUT creates the list and its missing parents (tls app,
+            # certificates).
             self._call('PUT', CERTIFICATES, json=[entry])
 
     def delete_id(self, object_id):

@@ -247,6 +247,36 @@ def test_certificates_are_added_without_replay():
     assert len(c.transport.calls) == 1      # an append is not idempotent
 
 
+CERTIFICATES = 'config/apps/tls/certificates/load_pem'
+NOT_A_LIST = {'error': 'loading new config: loading http app module: '
+              'provision http: getting tls app: loading tls app module: '
+              'provision tls: loading certificate loader modules: module '
+              "name 'load_pem': decoding module config: "
+              'tls.certificates.load_pem: json: cannot unmarshal object '
+              'into Go value of type caddytls.PEMLoader'}
+
+
+def test_first_certificate_next_to_other_loaders_creates_the_list():
+    """A tls app that loads files (the admin API's certificate) but has no
+    load_pem list: Caddy refuses the POST (Caddy 2.11.7's answer), the
+    client PUTs the list."""
+    entry = {'@id': 'lb--l--default--pem-1'}
+    c = client(rejected(500, NOT_A_LIST), None, None)
+    c.add_certificate(entry)
+    assert c.transport.calls == [('POST', CERTIFICATES, entry),
+                                 ('GET', CERTIFICATES, None),
+                                 ('PUT', CERTIFICATES, [entry])]
+
+
+def test_a_refused_certificate_next_to_others_is_not_retried_as_a_put():
+    c = client(rejected(500, {'error': 'loading new config: bad PEM'}),
+               [{'@id': 'other'}])
+    with pytest.raises(exceptions.BackendRejected, match='bad PEM'):
+        c.add_certificate({'@id': 'lb--l--default--pem-1'})
+    assert [call[:2] for call in c.transport.calls] == [
+        ('POST', CERTIFICATES), ('GET', CERTIFICATES)]
+
+
 def test_goroutine_profile_is_read_as_text():
     c = client('goroutine profile: total 3\n')
     assert c.goroutines() == 'goroutine profile: total 3\n'
