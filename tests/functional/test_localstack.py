@@ -10,6 +10,7 @@ and checks that nothing it started is left running.
 import configparser
 import contextlib
 import importlib.util
+import ipaddress
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import uuid
 import pytest
 
 from tools.localstack import EtcdServer, MariaDBServer, OctaviaStack
+from tools.localstack import netns
 from tools.localstack.members import MemberProcess
 from tools.localstack.process import (descendants, pid_alive, proc_cmdline,
                                       proc_stat, processes_mentioning)
@@ -113,15 +115,20 @@ def test_etcd_put_get_restart_keeps_data_and_stop_leaves_nothing(tmp_path):
 
 # ---------------------------------------------------------- member process
 
-def test_member_process_answers_with_its_name_and_stops(tmp_path):
-    member = MemberProcess(tmp_path, 'm7')
+def test_member_process_answers_with_its_name_and_stops(tmp_path,
+                                                        member_lab):
+    member = MemberProcess(tmp_path, 'm7', lab=member_lab)
     try:
         member.start()
         assert member.pid != os.getpid()
+        assert member.address in member_lab
         assert _get(member.url + '/some/path') == (200, 'member=m7\n')
         assert _get(member.url + '/health') == (200, 'ok\n')
         # what `down` relies on to recognise it
         assert str(tmp_path) in proc_cmdline(member.pid)
+        # it runs inside the lab (ip netns exec execs: same PID)
+        assert member.pid in member_lab.pids()
+        assert member.describe()['namespace'] == member_lab.namespace
         identity = (member.pid, member.service.starttime)
     finally:
         member.stop()
@@ -303,6 +310,14 @@ def test_cli_up_and_down(tmp_path):
         state = json.loads(proc.stdout)
         with open(tmp_path / 'stack.json') as f:
             assert json.load(f) == state
+        # members in a lab of their own, never on loopback
+        lab = state['member_lab']
+        subnet = ipaddress.ip_network(lab['subnet'])
+        assert subnet.subnet_of(netns.LAB_RANGE)
+        assert netns.lab_subnets()[lab['namespace']] == subnet
+        for member in state['members'].values():
+            assert ipaddress.ip_address(member['address']) in subnet
+            assert member['namespace'] == lab['namespace']
         # appliances and members first: Octavia's config needs them
         assert [s['name'] for s in state['services']] == [
             'caddy-web-0', 'caddy-web-1', 'member-m1', 'member-m2',
@@ -341,8 +356,10 @@ def test_cli_up_and_down(tmp_path):
                               timeout=60)
         assert proc.returncode == 0, proc.stdout
         lines = proc.stdout.splitlines()
-        assert len(lines) == len(state['services'])
-        assert lines[0].split() == ['caddy-web-0',
+        assert len(lines) == 1 + len(state['services'])
+        assert lines[0].split() == ['member-lab', lab['namespace'],
+                                    'present', lab['subnet']]
+        assert lines[1].split() == ['caddy-web-0',
                                     str(state['services'][0]['pid']),
                                     'running', endpoints[0]]
 
@@ -367,6 +384,10 @@ def test_cli_up_and_down(tmp_path):
                        for s in state['services'])
         assert not any(pid_alive(*p) for p in offspring)
         assert processes_mentioning(workdir) == []
+        # the lab is gone: namespace, veth (host end) and its route
+        assert lab['namespace'] not in netns.namespaces()
+        assert lab['host_if'] not in netns.links()
+        assert not netns.clashes(subnet, netns.routes())
     finally:
         if os.path.exists(tmp_path / 'stack.json'):
             subprocess.run(cli + ['down', '--workdir', workdir], cwd=REPO,

@@ -4,6 +4,7 @@
         [--provider multilb[,noop_driver]] [--provider-agents multilb]
         [--api-count N] [--venv-bin DIR] [--debug]
         [--caddy-cluster NAME[:NODES]]... [--members N]
+        [--member-subnet 198.18.X.0/24]
     python -m tools.localstack down --workdir DIR
     python -m tools.localstack status --workdir DIR
 
@@ -26,11 +27,17 @@ its configuration):
   ``[multilb] enabled_clusters`` of ``--extra-conf``; more options for it
   may go into a ``[cluster:NAME]`` section there too (oslo.config merges
   repeated sections; the generated options come last and win).
-* ``--members N`` starts N member HTTP servers ``m1`` ... ``mN`` (see
-  members.py: ``GET /`` answers ``member=<name>``, ``/health`` ``ok``).
+* ``--members N`` creates a member lab (netns.py: a network namespace
+  with a veth pair to this one and a free /24 of 198.18.0.0/15, or
+  ``--member-subnet``; needs root) and starts in it N member HTTP servers
+  ``m1`` ... ``mN``, each on an address of its own (see members.py: ``GET
+  /`` answers ``member=<name>``, ``/health`` ``ok``).  Members are never
+  on loopback: multilb refuses loopback members.  stack.json records the
+  lab under ``member_lab``; ``down`` deletes it after the processes.
 
-``status`` prints one line per recorded process (with its URL if it has
-one) and exits 0 if all run, 3 if some do not, 1 if nothing is recorded.
+``status`` prints one line for the member lab (present or absent) and one
+per recorded process (with its URL if it has one) and exits 0 if all run,
+3 if some do not, 1 if nothing is recorded.
 """
 
 import argparse
@@ -45,6 +52,7 @@ from .caddy import CaddyCluster
 from .etcd import EtcdServer
 from .mariadb import MariaDBServer
 from .members import MemberProcess
+from .netns import LabError, MemberLab
 from .octavia import OctaviaStack
 from .process import Service, pid_alive, proc_cmdline
 
@@ -162,8 +170,13 @@ class _Recorder:
 
 
 def _start_appliances(args, rec):
-    """Start the Caddy clusters and the members; returns the multilb
+    """Start the member lab, the Caddy clusters and the members in the
+    lab; returns the multilb
     configuration that points at the clusters ('' if none)."""
+    lab = None
+    if args.members:    # first: cheap, and it fails early without root
+        lab = rec.starting(MemberLab(subnet=args.member_subnet, detach=True))
+        rec.record('member_lab', lab.start())
     clusters = []
     for name, nodes in args.caddy_cluster:
         cluster = rec.starting(CaddyCluster(args.workdir, name, nodes=nodes,
@@ -172,7 +185,7 @@ def _start_appliances(args, rec):
         rec.record('caddy_clusters', cluster, key=name)
     for i in range(1, args.members + 1):
         member = rec.starting(MemberProcess(args.workdir, f'm{i}',
-                                            detach=True))
+                                            detach=True, lab=lab))
         rec.record('members', member.start(), key=member.name)
     return cluster_conf(clusters) if clusters else ''
 
@@ -180,7 +193,8 @@ def _start_appliances(args, rec):
 def up(args):
     workdir = args.workdir
     old = _load(workdir)
-    if old and any(_ours(s, workdir) for s in old['services']):
+    if old and (any(_ours(s, workdir) for s in old['services']) or
+                _recorded_lab(old)):
         LOG.error('%s is already up; run down first', workdir)
         return 1
     names = [name for name, _nodes in args.caddy_cluster]
@@ -207,8 +221,12 @@ def up(args):
             api_count=args.api_count, venv_bin=args.venv_bin,
             debug=args.debug, detach=True))
         rec.record('octavia', stack.start())
-    except BaseException:
-        LOG.exception('up failed; stopping what was started')
+    except BaseException as exc:
+        if isinstance(exc, LabError):
+            LOG.error('up failed: no member lab: %s; stopping what was '
+                      'started', exc)
+        else:
+            LOG.exception('up failed; stopping what was started')
         rec.stop_all()
         if os.path.exists(_state_path(workdir)):
             os.unlink(_state_path(workdir))
@@ -219,6 +237,8 @@ def up(args):
 
 def _services(component):
     """``[(Service, url or None)]`` of a started component."""
+    if isinstance(component, MemberLab):
+        return []   # no process: a namespace, recorded as member_lab
     if isinstance(component, OctaviaStack):
         pairs = [(component.driver_agent, None)] + list(
             zip(component.api_services, component.api_urls))
@@ -240,6 +260,12 @@ def _entry(service, url):
     return entry
 
 
+def _recorded_lab(state):
+    """The recorded member lab if it still exists (else None)."""
+    record = state.get('member_lab')
+    return MemberLab.attach(record) if record else None
+
+
 def down(args):
     workdir = args.workdir
     state = _load(workdir)
@@ -258,6 +284,13 @@ def down(args):
         if svc.alive():
             LOG.error('%s (pid %s) is still running', svc.name, svc.pid)
             failed = True
+    if state.get('member_lab'):
+        lab = _recorded_lab(state)
+        if lab is None:
+            LOG.info('member lab %s is gone already',
+                     state['member_lab']['namespace'])
+        else:
+            lab.stop()
     if not failed:
         os.unlink(_state_path(workdir))
     return 1 if failed else 0
@@ -269,6 +302,12 @@ def status(args):
         print('down')
         return 1
     stopped = 0
+    if state.get('member_lab'):
+        record = state['member_lab']
+        present = _recorded_lab(state) is not None
+        stopped += not present
+        print(f"{'member-lab':24} {record['namespace']:>8} "
+              f"{'present' if present else 'absent':8} {record['subnet']}")
     for entry in state['services']:
         alive = _ours(entry, args.workdir)
         stopped += not alive
@@ -306,7 +345,11 @@ def main(argv=None):
                            'nodes and configure it as multilb cluster NAME '
                            '(repeatable)')
             p.add_argument('--members', type=int, default=0, metavar='N',
-                           help='start N member HTTP servers m1..mN')
+                           help='start N member HTTP servers m1..mN in a '
+                           'member lab (a network namespace; needs root)')
+            p.add_argument('--member-subnet', metavar='CIDR',
+                           help='the /24 of 198.18.0.0/15 for the member '
+                           'lab (default: the first free one)')
     args = parser.parse_args(argv)
     args.workdir = os.path.abspath(args.workdir)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
