@@ -501,6 +501,17 @@ class CaddyBackend(base.ApplianceBackend):
         return parsed is not None
 
     def member_health(self, graphs):
+        """Verdicts from ``caddy_reverse_proxy_upstreams_healthy``.
+
+        Caddy keeps that gauge per dial address (``ip:port``), and every
+        reverse_proxy handler of a node writes it for its upstreams: the
+        last writer wins. A member whose dial address more than one pool
+        of the cluster proxies to (two load balancers, of one project or
+        of two, or two pools of one) therefore gets no verdict: the figure
+        may be another pool's checks (other path, other expected codes).
+        Every pool of ``graphs`` counts, enabled or not (a safe excess:
+        a verdict is only given when one pool can have written it).
+        """
         healthy, answered = {}, 0
         for endpoint, client in self._nodes:
             parsed = self._metrics(endpoint, client)
@@ -512,19 +523,49 @@ class CaddyBackend(base.ApplianceBackend):
         if not answered:
             raise exceptions.BackendUnavailable(
                 'cluster %s: no Caddy node answered' % self.cluster.name)
-        found = {}
+        pools = self._pools_by_dial(graphs)
+        found, withheld = {}, {}
         for graph in graphs.values():
             for pool in graph.get('pools', []):
                 monitor = pool.get('healthmonitor') or {}
                 if not monitor or monitor.get('admin_state_up') is False:
                     continue
-                for member in translate.proxied_members(pool):
-                    try:
-                        dial = translate.member_dial(member)
-                    except exceptions.BackendRejected:
-                        continue
-                    if dial in healthy:
+                for member, dial in self._dials(pool):
+                    if len(pools[dial]) > 1:
+                        withheld.setdefault(dial, []).append(
+                            member['member_id'])
+                    elif dial in healthy:
                         found[member['member_id']] = healthy[dial]
+        if withheld:
+            LOG.debug('Cluster %s: no health verdict for %s: Caddy keeps '
+                      'one health figure per member address, and each of '
+                      'these addresses is used by several pools',
+                      self.cluster.name, '; '.join(
+                          'member(s) %s at %s (pools %s)' % (
+                              ', '.join(sorted(ids)), dial,
+                              ', '.join(sorted(pools[dial])))
+                          for dial, ids in sorted(withheld.items())))
+        return found
+
+    @staticmethod
+    def _dials(pool):
+        """``[(member, dial address)]`` of the members Caddy proxies to."""
+        found = []
+        for member in translate.proxied_members(pool):
+            try:
+                found.append((member, translate.member_dial(member)))
+            except exceptions.BackendRejected:
+                continue
+        return found
+
+    @classmethod
+    def _pools_by_dial(cls, graphs):
+        """``{dial address: {pool id}}`` over every pool of ``graphs``."""
+        found = {}
+        for graph in graphs.values():
+            for pool in graph.get('pools', []):
+                for _member, dial in cls._dials(pool):
+                    found.setdefault(dial, set()).add(pool['pool_id'])
         return found
 
     def collect_statistics(self):

@@ -1,10 +1,16 @@
-"""CaddyBackend's class-level checks (the API side: no I/O)."""
+"""CaddyBackend's class-level checks (the API side: no I/O), and its
+member health verdicts read from a scripted node's metrics."""
+
+import logging
 
 import pytest
 
 from backends import exceptions
 from backends.caddy import backend
+from multilb.conf import clusters as cluster_conf
 from multilb import exceptions as multilb_exc
+from tests.unit.backends.test_transport import ScriptedServer
+from tests.unit.backends.test_transport import reply
 
 Caddy = backend.CaddyBackend
 
@@ -64,3 +70,98 @@ def test_what_caddy_cannot_do_is_refused_naming_what_it_can(otype, fields,
 ])
 def test_what_caddy_can_do_passes(otype, fields):
     assert Caddy.check_supported(otype, fields) is None
+
+
+# -- member health: one Caddy gauge per dial address ------------------------
+
+def _graph(lb_id, project, pools):
+    """A backend-level graph: ``pools`` is ``{pool_id: (monitored,
+    [(member_id, address, port, enabled)])}``."""
+    return {
+        'loadbalancer_id': lb_id, 'project_id': project,
+        'admin_state_up': True, 'listeners': [],
+        'pools': [_pool(pool_id, monitored, members)
+                  for pool_id, (monitored, members) in pools.items()]}
+
+
+def _pool(pool_id, monitored, members):
+    monitor = {'type': 'HTTP', 'admin_state_up': True, 'delay': 1,
+               'timeout': 1, 'max_retries': 1}
+    return {'pool_id': pool_id, 'protocol': 'HTTP', 'admin_state_up': True,
+            'lb_algorithm': 'ROUND_ROBIN',
+            'healthmonitor': monitor if monitored else None,
+            'members': [{'member_id': mid, 'address': address,
+                         'protocol_port': port, 'admin_state_up': enabled,
+                         'weight': 1, 'backup': False}
+                        for mid, address, port, enabled in members]}
+
+
+@pytest.fixture
+def metrics_node():
+    srv = ScriptedServer()
+    srv.on('/metrics', reply(200, ''.join(
+        'caddy_reverse_proxy_upstreams_healthy{upstream="%s"} %d\n' % item
+        for item in (('10.0.0.5:80', 0), ('10.0.0.6:80', 1),
+                     ('10.0.0.7:80', 1)))))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def started(metrics_node):
+    config = cluster_conf.ClusterConfig(
+        name='c1', backend='caddy', max_loadbalancers=0, description='',
+        backend_class=Caddy, options={
+            'endpoints': [metrics_node.url], 'listen_address': '127.0.0.1',
+            'connect_timeout': 1.0, 'read_timeout': 2.0,
+            'probe_timeout': 1.0, 'divergence_check_interval': 30.0,
+            'ca_bundle': '', 'client_cert': '', 'client_key': ''})
+    caddy = Caddy(config)
+    caddy.start()
+    yield caddy
+    caddy.stop()
+
+
+def test_a_member_address_of_one_pool_gets_its_verdict(started):
+    graphs = {'lb-a': _graph('lb-a', 'proj-a', {'pa': (True, [
+        ('ma-5', '10.0.0.5', 80, True), ('ma-6', '10.0.0.6', 80, True)])})}
+    assert started.member_health(graphs) == {'ma-5': False, 'ma-6': True}
+
+
+def test_a_member_address_two_projects_share_gets_no_verdict(
+        started, caplog):
+    """The gauge of 10.0.0.5:80 may be the other pool's checks (another
+    path, other expected codes): neither member gets it."""
+    caplog.set_level(logging.DEBUG)
+    graphs = {
+        'lb-a': _graph('lb-a', 'proj-a', {'pa': (True, [
+            ('ma-5', '10.0.0.5', 80, True),
+            ('ma-6', '10.0.0.6', 80, True)])}),
+        'lb-b': _graph('lb-b', 'proj-b', {'pb': (True, [
+            ('mb-5', '10.0.0.5', 80, True)])})}
+    for _poll in range(3):
+        assert started.member_health(graphs) == {'ma-6': True}
+    said = [r for r in caplog.records if 'no health verdict' in r.message]
+    assert said and {r.levelno for r in said} == {logging.DEBUG}
+    assert 'ma-5, mb-5 at 10.0.0.5:80 (pools pa, pb)' in said[0].message
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # the other load balancer left: the address is one pool's again
+    del graphs['lb-b']
+    assert started.member_health(graphs) == {'ma-5': False, 'ma-6': True}
+
+
+@pytest.mark.parametrize('other,verdict', [
+    # two pools of one load balancer
+    ({'pa2': (True, [('ma2-7', '10.0.0.7', 80, True)])}, None),
+    # a pool without a monitor writes the gauge too (passive state)
+    ({'pa2': (False, [('ma2-7', '10.0.0.7', 80, True)])}, None),
+    # another port of the address is another gauge
+    ({'pa2': (True, [('ma2-7', '10.0.0.7', 81, True)])}, True),
+    # a disabled member is not proxied to: it writes nothing
+    ({'pa2': (True, [('ma2-7', '10.0.0.7', 80, False)])}, True),
+])
+def test_sharing_counts_every_pool_that_proxies_to_the_address(
+        started, other, verdict):
+    graphs = {'lb-a': _graph('lb-a', 'proj-a', dict(
+        {'pa': (True, [('ma-7', '10.0.0.7', 80, True)])}, **other))}
+    assert started.member_health(graphs).get('ma-7') is verdict
