@@ -47,6 +47,7 @@ import openstack
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from tools.localstack import caddy  # noqa: E402
 from tools.localstack import ports  # noqa: E402
 
 PROJECT = 'quickstart'
@@ -185,9 +186,8 @@ def create(lbc, name, wait, **kwargs):
 
 def caddy_servers(admin_url):
     """``{server key: server config}`` a Caddy node runs."""
-    with HTTP.open(admin_url + '/config/apps/http/servers',
-                   timeout=10) as resp:
-        return json.load(resp) or {}
+    return caddy.admin_get(admin_url, '/config/apps/http/servers',
+                           timeout=10) or {}
 
 
 def placement(stack, lb):

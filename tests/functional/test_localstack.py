@@ -27,6 +27,7 @@ import uuid
 import pytest
 
 from tools.localstack import EtcdServer, MariaDBServer, OctaviaStack
+from tools.localstack import caddy as ls_caddy
 from tools.localstack import netns
 from tools.localstack.members import MemberProcess
 from tools.localstack.process import (descendants, pid_alive, proc_cmdline,
@@ -340,7 +341,7 @@ def test_cli_up_and_down(tmp_path):
         endpoints = state['caddy_clusters']['web']['endpoints']
         assert len(set(endpoints)) == 2
         for url in endpoints:
-            assert _get(url + '/config/')[0] == 200
+            assert ls_caddy.admin_request(url, 'GET', '/config/')[0] == 200
         conf = configparser.ConfigParser(  # [DEFAULT] as a plain section
             strict=False, interpolation=None, default_section='(none)')
         conf.read(state['octavia']['conf_path'])

@@ -20,9 +20,10 @@ its configuration):
 
 * ``--caddy-cluster NAME[:NODES]`` (repeatable; NODES defaults to 2) starts
   NODES real Caddy nodes (``caddy`` next to this Python or on PATH; see
-  caddy.py) with admin APIs on free ports, and appends to octavia.conf a
-  ``[cluster:NAME]`` section with ``backend = caddy``, ``endpoints =``
-  their admin URLs and ``listen_address = 127.0.0.1`` (the VIPs of the
+  caddy.py) with admin APIs on unix sockets in their directories (no
+  admin TCP port), and appends to octavia.conf a ``[cluster:NAME]``
+  section with ``backend = caddy``, ``endpoints =`` their admin URLs
+  (``unix:///...``) and ``listen_address = 127.0.0.1`` (the VIPs of the
   no-op network driver are not on this host).  Name the cluster in
   ``[multilb] enabled_clusters`` of ``--extra-conf``; more options for it
   may go into a ``[cluster:NAME]`` section there too (oslo.config merges
