@@ -150,11 +150,11 @@ def unix_socket_path(endpoint):
     if not path.startswith('/') or '?' in path or '#' in path:
         raise ValueError(
             '%r is not unix:// followed by the absolute path of a socket '
-            '(unix:///run/caddy/admin.sock)' % endpoint)
+            '(unix:///run/caddy/admin.sock)' % redact.url(endpoint))
     path = '/' + path.strip('/')
     if len(os.fsencode(path)) > _UNIX_PATH_MAX:
         raise ValueError('%r: a unix socket path has at most %d bytes' % (
-            endpoint, _UNIX_PATH_MAX))
+            redact.url(endpoint), _UNIX_PATH_MAX))
     return path
 
 

@@ -160,3 +160,39 @@ def test_unknown_names_and_unreachable_store(fleet, tmp_path):
         'multilb-manage: error: cannot reach the multilb state store (%s): '
         % dead)
     assert 'Traceback' not in done.stderr
+
+
+def test_endpoint_credentials_are_never_shown(fleet, tmp_path):
+    """The operator's configuration gains two caddy clusters whose
+    endpoints carry credentials: one that loads (its nodes do not answer:
+    nobody listens), one that is refused. No output of multilb-manage,
+    text, JSON or --debug logs, shows the password, token or user."""
+    user, password, token = 'opsUser7', 'Pa55w0rd-Zq', 'T0k3n-Xy9'
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        dead = sock.getsockname()[1]
+    with open(fleet.octavia.conf_path) as f:
+        text = f.read()
+    enabled = 'enabled_clusters = %s' % ', '.join(fleet.clusters)
+    assert enabled in text
+    conf = tmp_path / 'octavia.conf'
+    conf.write_text(text.replace(
+        enabled, enabled + ', leaky, refused') + (
+        '[cluster:leaky]\nbackend = caddy\n'
+        'endpoints = http://%s:%s@127.0.0.1:%d?token=%s\n'
+        '[cluster:refused]\nbackend = caddy\n'
+        'endpoints = ftp://%s:%s@10.0.0.1:2019?token=%s\n'
+        % (user, password, dead, token, user, password, token)))
+    runs = [('cluster', 'list'), ('cluster', 'list', '--format', 'json'),
+            ('cluster', 'show', 'leaky'),
+            ('cluster', 'show', 'refused', '--format', 'json'),
+            ('--debug', 'cluster', 'list')]
+    for argv in runs:
+        done = manage(fleet, *argv, conf=conf)
+        assert done.returncode == 0, (argv, done.stderr)
+        for secret in (password, token, user):
+            assert secret not in done.stdout + done.stderr, (argv, secret)
+    row = json.loads(manage(fleet, 'cluster', 'show', 'refused',
+                            '--format', 'json', conf=conf).stdout)
+    assert row['state'] == 'config-error'
+    assert "'ftp://***@10.0.0.1:2019?token=***'" in row['error']

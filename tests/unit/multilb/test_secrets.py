@@ -141,10 +141,15 @@ def test_endpoint_credentials_reach_no_log_record_and_no_output(
             endpoint(node.port), endpoint(dead))),
         # a configuration error quotes the endpoint it refuses
         'broken': dict(options, endpoints='ftp://%s@10.0.0.1:2019?token=%s'
-                       % (USERINFO, TOKEN))})
+                       % (USERINFO, TOKEN)),
+        'broken-unix': dict(options, endpoints='unix:///run/a.sock?token=%s'
+                            % TOKEN),
+        'broken-unix-user': dict(options, endpoints='unix://%s@/run/a.sock'
+                                 % USERINFO)})
     rt = fx.use_runtime(monkeypatch, fx.runtime.Runtime(
         fx.load_conf(conf_path)))
-    assert 'broken' in rt.clusters.errors
+    assert {'broken', 'broken-unix', 'broken-unix-user'} <= set(
+        rt.clusters.errors)
     state, octavia = rt.state, fx.FakeOctavia()
     cluster = rt.clusters.clusters['alpha']
     worker = worker_mod.ClusterWorker(cluster, state, octavia, settings)
@@ -192,7 +197,12 @@ def test_endpoint_credentials_reach_no_log_record_and_no_output(
                           '-f', 'json'),
                run_manage(capsys, conf_path, 'cluster', 'show', 'broken',
                           '-f', 'json'),
-               run_manage(capsys, conf_path, 'lb', 'show', fx.LB)]
+               run_manage(capsys, conf_path, 'cluster', 'show', 'broken-unix',
+                          '-f', 'json'),
+               run_manage(capsys, conf_path, 'cluster', 'show',
+                          'broken-unix-user'),
+               run_manage(capsys, conf_path, 'lb', 'show', fx.LB),
+               run_manage(capsys, conf_path, '--debug', 'cluster', 'list')]
     stored = fx.all_stored_text(state)
 
     # the paths above ran: the credentials were sent, failures recorded
@@ -204,6 +214,8 @@ def test_endpoint_credentials_reach_no_log_record_and_no_output(
     assert 'cannot serve PUT /config/apps/http/servers?token=***' in \
         caplog.text
     assert "endpoints: 'ftp://***@10.0.0.1:2019?token=***'" in outputs[4]
+    assert "'unix:///run/a.sock?token=***' is not unix://" in outputs[5]
+    assert "'unix://***@/run/a.sock' is not unix://" in outputs[6]
     for where, text in [('logs', caplog.text), ('state store', stored)] + [
             ('multilb-manage #%d' % i, out) for i, out in enumerate(outputs)]:
         for secret in FORBIDDEN:
