@@ -31,6 +31,7 @@ how).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -44,6 +45,7 @@ from backends import base
 from backends import exceptions
 from backends import transport as transport_mod
 from backends import types
+from backends.caddy import batch
 from backends.caddy import client as client_mod
 from backends.caddy import metrics as metrics_mod
 from backends.caddy import traffic
@@ -103,6 +105,17 @@ class CaddyBackend(base.ApplianceBackend):
             cfg.FloatOpt('read_timeout', default=15.0, min=0.1,
                          help='Seconds to wait for each read from a node\'s '
                               'admin API (a config load reloads the node).'),
+            cfg.BoolOpt('batch_writes', default=True,
+                        help='Write the changes of load balancers that '
+                             'reach a node at the same time as one config '
+                             'load (the certificates they add, every '
+                             'server, the certificates they drop: at most '
+                             'three writes), instead of one write per '
+                             'server and certificate. Every write reloads '
+                             'the whole node, every tenant\'s servers '
+                             'included; a batch the node rejects is '
+                             'retried change by change, so one bad '
+                             'configuration fails alone.'),
             cfg.FloatOpt('divergence_check_interval', default=30.0, min=0.5,
                          help='Seconds between two comparisons of the '
                               'servers every node holds (a full listing '
@@ -231,6 +244,7 @@ class CaddyBackend(base.ApplianceBackend):
             for endpoint in opts['endpoints']}
         self._changing = {endpoint: threading.Lock()
                           for endpoint in opts['endpoints']}
+        self._batchers = {}    # endpoint -> batch.NodeBatcher
         # how logs and messages name a node: never with its credentials
         # (the transport's name: scheme://host:port, or unix:///path)
         self._names = {endpoint: client.transport.name
@@ -260,7 +274,8 @@ class CaddyBackend(base.ApplianceBackend):
                 LOG.debug('closing %s failed', client, exc_info=True)
 
     def _on_every_node(self, what, lb_id, action):
-        """Run ``action(client)`` on each node; see the module docstring."""
+        """Run ``action(endpoint, client)`` on each node; see the module
+        docstring."""
         missed = []
         down = set(self._down)
         if all(endpoint in down or endpoint in self._outdated
@@ -277,9 +292,8 @@ class CaddyBackend(base.ApplianceBackend):
                     if endpoint not in self._versions:   # its first change
                         self._read_version(endpoint)
                     usable = endpoint not in self._outdated
-                    if usable:
-                        self._read_traffic(endpoint, client)
-                        action(client)
+                if usable:
+                    action(endpoint, client)
             except exceptions.BackendUnavailable as exc:
                 self._missed.setdefault(endpoint, set()).add(lb_id)
                 missed.append('%s: %s' % (self._names[endpoint], exc))
@@ -325,25 +339,42 @@ class CaddyBackend(base.ApplianceBackend):
         lb_id = graph['loadbalancer_id']
         servers = translate.servers(
             graph, self.cluster.options.get('listen_address') or None)
-
-        certificates = self._certificates(graph)
-
-        def apply(client):
-            client.ensure_http_app()
-            present = {e.get('@id') for e in client.get_certificates()}
-            for object_id, entry in certificates.items():
-                if object_id not in present:
-                    client.add_certificate(entry)
-            for name, server in servers.items():
-                client.put_server(name, server)
-            self._prune(client, lb_id, servers, certificates)
-
-        self._on_every_node('apply', lb_id, apply)
+        self._on_every_node('apply', lb_id, self._writer(
+            lb_id, servers, self._certificates(graph)))
 
     def delete_loadbalancer(self, loadbalancer_id):
         self._on_every_node('delete', loadbalancer_id,
-                            lambda client: self._prune(
-                                client, loadbalancer_id, ()))
+                            self._writer(loadbalancer_id, {}, {}))
+
+    def _writer(self, lb_id, servers, certificates):
+        """``action(endpoint, client)`` that makes a node hold exactly
+        ``servers`` and ``certificates`` for ``lb_id``."""
+        def batched(endpoint, client):
+            with self._changing[endpoint]:
+                batcher = self._batchers.get(endpoint)
+                if batcher is None or batcher.client is not client:
+                    batcher = self._batchers[endpoint] = batch.NodeBatcher(
+                        client, lock=self._changing[endpoint],
+                        before_write=functools.partial(
+                            self._read_traffic, endpoint, client))
+            batcher.apply(lb_id, servers, certificates)
+
+        def one_key_at_a_time(endpoint, client):
+            with self._changing[endpoint]:
+                self._read_traffic(endpoint, client)
+                if servers:
+                    client.ensure_http_app()
+                present = {e.get('@id') for e in client.get_certificates()}
+                for object_id, entry in certificates.items():
+                    if object_id not in present:
+                        client.add_certificate(entry)
+                for name, server in servers.items():
+                    client.put_server(name, server)
+                self._prune(client, lb_id, servers, certificates)
+
+        if self.cluster.options.get('batch_writes', True):
+            return batched
+        return one_key_at_a_time
 
     def probe(self):
         """Each node answers a tiny admin read (``GET /config/admin``);

@@ -222,6 +222,24 @@ class CaddyClient:
             self.ensure_http_app()
             self._call('POST', path, json=server, replay=True)
 
+    def replace_servers(self, servers):
+        """Replace the whole ``apps.http.servers`` object with ``servers``
+        (``{name: server JSON}``): one config load, whatever the number of
+        servers that change (batch.py).  Creates the http app if absent."""
+        for name in servers:
+            _check_name(name)
+        self._replace(SERVERS, servers)
+
+    def _replace(self, path, value):
+        try:
+            self._call('PATCH', path, json=value, replay=True)
+        except exceptions.BackendRejected as exc:
+            if (getattr(exc, 'status', None) != 404
+                    and _NO_PARENT not in _error_text(exc)):
+                raise
+            # absent: PUT creates it and its missing parents
+            self._call('PUT', path, json=value)
+
     def delete_server(self, name):
         """Delete the server ``name``; absent is success.  Returns True
         when it existed."""
@@ -261,6 +279,10 @@ class CaddyClient:
             # PUT creates the list and its missing parents (tls app,
             # certificates).
             self._call('PUT', CERTIFICATES, json=[entry])
+
+    def replace_certificates(self, entries):
+        """Replace the whole ``load_pem`` list (one config load)."""
+        self._replace(CERTIFICATES, list(entries))
 
     def delete_id(self, object_id):
         """Delete the config object tagged ``"@id": object_id``; absent is

@@ -140,6 +140,10 @@ class Node:
         self.deleted.append(name)
         self.servers.pop(name, None)
 
+    def replace_servers(self, servers):       # batched writes (batch.py)
+        self.deleted += sorted(set(self.servers) - set(servers))
+        self.servers = dict(servers)
+
 
 def lab(*nodes):
     """A started CaddyBackend whose clients are ``nodes``."""
