@@ -49,17 +49,18 @@ class Runtime:
 
     @property
     def vips(self):
-        state = self.state
-        return vips.VipAllocator(
-            state.kv, state.has_placement,
-            stale_after=self.conf.multilb.commit_wait_timeout)
+        """A :class:`multilb.vips.VipAllocator` over the state store."""
+        return self._over_state(vips.VipAllocator)
 
     @property
     def bindings(self):
+        """A :class:`multilb.bindings.Bindings` over the state store."""
+        return self._over_state(bindings.Bindings)
+
+    def _over_state(self, cls):
         state = self.state
-        return bindings.Bindings(
-            state.kv, state.has_placement,
-            stale_after=self.conf.multilb.commit_wait_timeout)
+        return cls(state.kv, state.has_placement,
+                   stale_after=self.conf.multilb.commit_wait_timeout)
 
     @property
     def placer(self):

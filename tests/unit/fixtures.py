@@ -516,6 +516,17 @@ def env(tmp_path, monkeypatch, settings, clock):
 
 
 @pytest.fixture
+def make(tmp_path, monkeypatch):
+    """``make(clusters, **write_conf options) -> (driver, runtime)`` over a
+    private conf (what ``runtime.get()`` returns in the test)."""
+    def _make(clusters=None, **kwargs):
+        rt = use_runtime(monkeypatch, make_runtime(tmp_path, clusters,
+                                                   **kwargs))
+        return driver_mod.MultiLBProviderDriver(), rt
+    return _make
+
+
+@pytest.fixture
 def executor(env):
     """Give the worker a real thread pool so that ``scan()`` can run."""
     pool = concurrent.futures.ThreadPoolExecutor(2)

@@ -12,7 +12,6 @@ from octavia_lib.api.drivers import data_models as dm
 from octavia_lib.api.drivers import exceptions as lib_exc
 
 from backends.fake import backend as fake_backend
-from multilb import driver as driver_mod
 from multilb import exceptions
 from multilb import graph as graphs
 from multilb import registry
@@ -22,16 +21,6 @@ from tests.unit.fixtures import (  # noqa: H301
     POOL_WEB, R_API)
 
 M4 = 'member-4'
-
-
-@pytest.fixture
-def make(tmp_path, monkeypatch):
-    """``make(clusters) -> (driver, runtime)`` over a private conf."""
-    def _make(clusters=None, **kwargs):
-        rt = fx.use_runtime(monkeypatch,
-                            fx.make_runtime(tmp_path, clusters, **kwargs))
-        return driver_mod.MultiLBProviderDriver(), rt
-    return _make
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from octavia_lib.api.drivers import data_models as dm
 from octavia_lib.api.drivers import exceptions as lib_exc
 
-from multilb import driver as driver_mod
 from tests.unit import fixtures as fx
 from tests.unit.fixtures import LB, POOL_WEB
 
@@ -24,15 +23,6 @@ subnet_id = subnet-pool
 cidr = 127.1.0.0/30
 quarantine = 600
 """
-
-
-@pytest.fixture
-def make(tmp_path, monkeypatch):
-    def _make(clusters=None, **kwargs):
-        rt = fx.use_runtime(monkeypatch,
-                            fx.make_runtime(tmp_path, clusters, **kwargs))
-        return driver_mod.MultiLBProviderDriver(), rt
-    return _make
 
 
 def nothing_recorded(rt, lb_id=LB):
