@@ -127,4 +127,5 @@ class ProbingMixin:
                         'cluster (%s); re-applying it', lb_id, self.name,
                         health.detail)
             self.state.add_intent(lb_id, self.name, {
-                'op': 'sync', 'type': 'loadbalancer', 'id': lb_id})
+                'op': 'sync', 'type': 'loadbalancer', 'id': lb_id,
+                'project': record.get('project_id') or ''})
