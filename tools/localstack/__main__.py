@@ -4,7 +4,7 @@
         [--provider multilb[,noop_driver]] [--provider-agents multilb]
         [--api-count N] [--venv-bin DIR] [--debug]
         [--caddy-cluster NAME[:NODES]]... [--members N]
-        [--member-subnet 198.18.X.0/24]
+        [--member-subnet 198.18.X.0/24] [--vip-pool 127.X.Y.0/24]
     python -m tools.localstack down --workdir DIR
     python -m tools.localstack status --workdir DIR
 
@@ -23,11 +23,22 @@ its configuration):
   caddy.py) with admin APIs on unix sockets in their directories (no
   admin TCP port), and appends to octavia.conf a ``[cluster:NAME]``
   section with ``backend = caddy``, ``endpoints =`` their admin URLs
-  (``unix:///...``) and ``listen_address = 127.0.0.1`` (the VIPs of the
-  no-op network driver are not on this host).  Name the cluster in
+  (``unix:///...``) and ``vip_pools = loopback``.  Name the cluster in
   ``[multilb] enabled_clusters`` of ``--extra-conf``; more options for it
   may go into a ``[cluster:NAME]`` section there too (oslo.config merges
-  repeated sections; the generated options come last and win).
+  repeated sections; the generated options come last and win, and
+  ``vip_pools`` lists there are kept, with ``loopback`` added).
+* With Caddy clusters, a loopback VIP pool (vip_pool.py): ``[multilb]
+  vip_pools = loopback`` and ``[vip_pool:loopback]`` with ``cidr =
+  127.A.X.0/24`` for the member lab's ``198.A.X.0/24`` (so unique among
+  running stacks; ``--vip-pool CIDR`` names another range of 127.0.0.0/8,
+  and is required without ``--members``) and ``subnet_id =``
+  :data:`vip_pool.SUBNET_ID`, the subnet to create load balancers on.
+  multilb hands each load balancer on that subnet an address of the pool
+  as its VIP, and the nodes bind exactly that address (listeners below
+  port 1024 need root).  ``up`` refuses a range that a listening socket
+  or a route of this host already uses.  stack.json records it under
+  ``vip_pool``.
 * ``--members N`` creates a member lab (netns.py: a network namespace
   with a veth pair to this one and a free /24 of 198.18.0.0/15, or
   ``--member-subnet``; needs root) and starts in it N member HTTP servers
@@ -36,7 +47,8 @@ its configuration):
   on loopback: multilb refuses loopback members.  stack.json records the
   lab under ``member_lab``; ``down`` deletes it after the processes.
 
-``status`` prints one line for the member lab (present or absent) and one
+``status`` prints one line for the member lab (present or absent), one for
+the VIP pool (its name, range and subnet), and one
 per recorded process (with its URL if it has one) and exits 0 if all run,
 3 if some do not, 1 if nothing is recorded.
 """
@@ -49,6 +61,7 @@ import os
 import re
 import sys
 
+from . import vip_pool
 from .caddy import CaddyCluster
 from .etcd import EtcdServer
 from .mariadb import MariaDBServer
@@ -99,28 +112,44 @@ def caddy_cluster_spec(value):
     return match.group(1), int(match.group(2) or 2)
 
 
-def cluster_conf(clusters):
+def cluster_conf(clusters, pool, extra=''):
     """The ``[cluster:NAME]`` sections telling multilb where the Caddy
-    clusters we started are."""
+    clusters we started are, and their loopback VIP pool.  ``vip_pools``
+    lists of ``extra`` (the ``--extra-conf`` text) are kept: these sections
+    come after it and would replace them."""
+    def pools(section):
+        return ', '.join(dict.fromkeys(
+            (_conf_list(extra, section, 'vip_pools') or []) + [pool.name]))
+
     lines = ['# written by tools.localstack: the Caddy clusters it started',
-             '# (nodes on this host, so listeners bind 127.0.0.1, not the '
-             'VIP)']
+             '# and their VIP pool: each load balancer gets a loopback '
+             'address',
+             '# of its own as its VIP, and the nodes bind exactly it',
+             '', '[multilb]', 'vip_pools = ' + pools('multilb'),
+             '', f'[vip_pool:{pool.name}]',
+             f'network_id = {pool.network_id}',
+             f'subnet_id = {pool.subnet_id}', f'cidr = {pool.cidr}']
     for cluster in clusters:
         lines += ['', f'[cluster:{cluster.name}]', 'backend = caddy',
                   'endpoints = ' + ', '.join(cluster.endpoints),
-                  'listen_address = 127.0.0.1']
+                  'vip_pools = ' + pools(f'cluster:{cluster.name}')]
     return '\n'.join(lines) + '\n'
+
+
+def _conf_list(text, section, option):
+    """A list option of an ini text ([] if absent, None: unreadable)."""
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return None
+    value = parser.get(section, option, fallback='')
+    return [name.strip() for name in value.split(',') if name.strip()]
 
 
 def _enabled_clusters(extra):
     """``[multilb] enabled_clusters`` of the extra conf (None: unreadable)."""
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    try:
-        parser.read_string(extra)
-    except configparser.Error:
-        return None
-    value = parser.get('multilb', 'enabled_clusters', fallback='')
-    return [name.strip() for name in value.split(',') if name.strip()]
+    return _conf_list(extra, 'multilb', 'enabled_clusters')
 
 
 def _read_extra_conf(args):
@@ -170,14 +199,34 @@ class _Recorder:
             component.stop()
 
 
-def _start_appliances(args, rec):
+def _choose_pool(args, lab):
+    """The loopback VIP pool of the Caddy clusters (``PoolError`` if its
+    range is in use)."""
+    names = [name for name, _nodes in args.caddy_cluster]
+    if args.vip_pool:
+        return vip_pool.LoopbackPool(vip_pool.check(args.vip_pool), names)
+    cidr = vip_pool.for_lab(lab.subnet)
+    try:
+        vip_pool.check(cidr)
+    except vip_pool.PoolError as exc:
+        raise vip_pool.PoolError(
+            '%s (the range follows member lab %s; --vip-pool names '
+            'another)' % (exc, lab.subnet)) from None
+    return vip_pool.LoopbackPool(cidr, names, derived_from=lab.subnet)
+
+
+def _start_appliances(args, rec, extra):
     """Start the member lab, the Caddy clusters and the members in the
-    lab; returns the multilb
-    configuration that points at the clusters ('' if none)."""
+    lab; returns the multilb configuration that points at the clusters
+    and their VIP pool ('' if none)."""
     lab = None
     if args.members:    # first: cheap, and it fails early without root
         lab = rec.starting(MemberLab(subnet=args.member_subnet, detach=True))
         rec.record('member_lab', lab.start())
+    pool = None
+    if args.caddy_cluster:
+        pool = _choose_pool(args, lab)
+        rec.state['vip_pool'] = pool.describe()
     clusters = []
     for name, nodes in args.caddy_cluster:
         cluster = rec.starting(CaddyCluster(args.workdir, name, nodes=nodes,
@@ -188,7 +237,7 @@ def _start_appliances(args, rec):
         member = rec.starting(MemberProcess(args.workdir, f'm{i}',
                                             detach=True, lab=lab))
         rec.record('members', member.start(), key=member.name)
-    return cluster_conf(clusters) if clusters else ''
+    return cluster_conf(clusters, pool, extra) if clusters else ''
 
 
 def up(args):
@@ -202,11 +251,26 @@ def up(args):
     if len(set(names)) != len(names):
         LOG.error('--caddy-cluster names must differ: %s', names)
         return 2
+    if args.vip_pool and not names:
+        LOG.error('--vip-pool is the VIP pool of the Caddy clusters: it '
+                  'needs --caddy-cluster')
+        return 2
+    if names and not (args.members or args.vip_pool):
+        LOG.error('the Caddy clusters get their VIPs from a loopback pool '
+                  'whose /24 follows the member lab\'s: add --members N, '
+                  'or name the range with --vip-pool 127.X.Y.0/24')
+        return 2
+    if args.vip_pool:   # cheap: refuse a range in use before starting
+        try:
+            vip_pool.check(args.vip_pool)
+        except vip_pool.PoolError as exc:
+            LOG.error('up failed: %s', exc)
+            return 1
     os.makedirs(workdir, exist_ok=True)
     extra = _read_extra_conf(args)
     rec = _Recorder(workdir)
     try:
-        clusters = _start_appliances(args, rec)
+        clusters = _start_appliances(args, rec, extra)
         if clusters:
             extra = '\n\n'.join(t.rstrip('\n') for t in (extra, clusters)
                                 if t) + '\n'
@@ -225,6 +289,9 @@ def up(args):
     except BaseException as exc:
         if isinstance(exc, LabError):
             LOG.error('up failed: no member lab: %s; stopping what was '
+                      'started', exc)
+        elif isinstance(exc, vip_pool.PoolError):
+            LOG.error('up failed: no VIP pool: %s; stopping what was '
                       'started', exc)
         else:
             LOG.exception('up failed; stopping what was started')
@@ -309,6 +376,11 @@ def status(args):
         stopped += not present
         print(f"{'member-lab':24} {record['namespace']:>8} "
               f"{'present' if present else 'absent':8} {record['subnet']}")
+    if state.get('vip_pool'):
+        pool = state['vip_pool']
+        print(f"{'vip-pool':24} {pool['name']:>8} {pool['cidr']} "
+              f"(subnet {pool['subnet_id']}; clusters "
+              f"{', '.join(pool['clusters'])})")
     for entry in state['services']:
         alive = _ours(entry, args.workdir)
         stopped += not alive
@@ -351,6 +423,10 @@ def main(argv=None):
             p.add_argument('--member-subnet', metavar='CIDR',
                            help='the /24 of 198.18.0.0/15 for the member '
                            'lab (default: the first free one)')
+            p.add_argument('--vip-pool', metavar='CIDR',
+                           help='the range of 127.0.0.0/8 the Caddy '
+                           "clusters' VIPs come from (default: 127.A.X.0/24 "
+                           "for the member lab's 198.A.X.0/24)")
     args = parser.parse_args(argv)
     args.workdir = os.path.abspath(args.workdir)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
