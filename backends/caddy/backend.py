@@ -245,6 +245,9 @@ class CaddyBackend(base.ApplianceBackend):
         self._changing = {endpoint: threading.Lock()
                           for endpoint in opts['endpoints']}
         self._batchers = {}    # endpoint -> batch.NodeBatcher
+        self._batchers_lock = threading.Lock()
+        self._first_change = {endpoint: threading.Lock()
+                              for endpoint in opts['endpoints']}
         # how logs and messages name a node: never with its credentials
         # (the transport's name: scheme://host:port, or unix:///path)
         self._names = {endpoint: client.transport.name
@@ -288,10 +291,13 @@ class CaddyBackend(base.ApplianceBackend):
                               self._names[endpoint])
                 continue
             try:
-                with self._changing[endpoint]:
-                    if endpoint not in self._versions:   # its first change
-                        self._read_version(endpoint)
-                    usable = endpoint not in self._outdated
+                # never under _changing: a change must reach the node's
+                # batcher while the previous batch is being written
+                if endpoint not in self._versions:   # its first change
+                    with self._first_change[endpoint]:
+                        if endpoint not in self._versions:
+                            self._read_version(endpoint)
+                usable = endpoint not in self._outdated
                 if usable:
                     action(endpoint, client)
             except exceptions.BackendUnavailable as exc:
@@ -350,7 +356,7 @@ class CaddyBackend(base.ApplianceBackend):
         """``action(endpoint, client)`` that makes a node hold exactly
         ``servers`` and ``certificates`` for ``lb_id``."""
         def batched(endpoint, client):
-            with self._changing[endpoint]:
+            with self._batchers_lock:
                 batcher = self._batchers.get(endpoint)
                 if batcher is None or batcher.client is not client:
                     batcher = self._batchers[endpoint] = batch.NodeBatcher(

@@ -1,5 +1,6 @@
 """Group commit of load balancer changes to one Caddy node (batch.py)."""
 
+import concurrent.futures
 import threading
 import time
 
@@ -7,6 +8,7 @@ import pytest
 
 from backends.caddy import batch
 from backends import exceptions
+from tests.unit.backends.caddy import test_version
 
 
 class FakeNode:
@@ -115,3 +117,55 @@ def test_an_unreachable_node_fails_the_whole_batch():
     node.down = False
     batcher.apply('lb1', server('lb1'), {})     # the lead was handed back
     assert sorted(node.servers) == ['lb1--l1']
+
+
+# -- through the backend: concurrent applies share writes ------------------
+
+
+class SlowNode(test_version.Node):
+    """A scripted node whose config load takes 0.2 s (Caddy: ~45 ms of CPU
+    with 100 servers, 130 ms with 600)."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.loads = 0
+
+    def replace_servers(self, servers):
+        time.sleep(0.2)
+        self.loads += 1
+        super().replace_servers(servers)
+
+
+def graph(n):
+    lb_id = 'lb-%02d' % n
+    return {'loadbalancer_id': lb_id, 'admin_state_up': True,
+            'vip_address': '203.0.113.%d' % (n + 1),
+            'listeners': [{'listener_id': 'l-%02d' % n, 'protocol': 'HTTP',
+                           'protocol_port': 80, 'admin_state_up': True,
+                           'default_pool_id': 'p-%02d' % n,
+                           'l7policies': []}],
+            'pools': [{'pool_id': 'p-%02d' % n, 'protocol': 'HTTP',
+                       'lb_algorithm': 'ROUND_ROBIN', 'admin_state_up': True,
+                       'healthmonitor': None, 'members': [{
+                           'member_id': 'm-%02d' % n, 'address': '192.0.2.10',
+                           'protocol_port': 8080, 'admin_state_up': True}]}]}
+
+
+def test_concurrent_applies_to_a_cluster_share_config_loads():
+    """Changes that reach a node while its previous load runs wait for it
+    in the batch, not in front of it: 6 load balancers applied at once
+    cost each node 2 or 3 loads, not 6 (a change that had to take the
+    node's lock before joining the queue made it one load each)."""
+    nodes = SlowNode('unix:///run/a.sock'), SlowNode('unix:///run/b.sock')
+    backend = test_version.lab(*nodes)
+    start = threading.Barrier(6)
+
+    def apply(n):
+        start.wait()
+        backend.apply_loadbalancer(graph(n))
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        list(pool.map(apply, range(6)))
+    for node in nodes:
+        assert sorted(node.servers) == sorted(
+            'lb-%02d--l-%02d' % (n, n) for n in range(6))
+        assert node.loads <= 3, node.loads
