@@ -222,6 +222,10 @@ class _UnixAdapter(adapters.HTTPAdapter):
         self.unix_pool.close()
 
 
+_DROPPED = 'connection closed without a response'
+_REPLAYABLE = frozenset(('GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'))
+
+
 def _reason(exc):
     """A short description of a requests exception, without the URL."""
     inner = exc.args[0] if exc.args else None
@@ -248,7 +252,7 @@ def _reason(exc):
     if 'reset by peer' in low:
         return 'connection reset'
     if 'without response' in low:
-        return 'connection closed without a response'
+        return _DROPPED
     if 'timed out' in low:
         return 'timed out'
     return 'connection failed (%s)' % tail
@@ -433,14 +437,24 @@ class Transport:
         method = method.upper()
         where = '%s %s %s' % (self.name, method, '/' + path.lstrip('/'))
         t0 = time.monotonic()
-        try:
-            response = self.session.request(
-                method, self.url(path), json=json, headers=headers,
-                timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException as exc:
-            failure = exc
-        else:
-            failure = None
+        for attempt in (1, 2):
+            try:
+                response = self.session.request(
+                    method, self.url(path), json=json, headers=headers,
+                    timeout=self.timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                failure = exc
+            else:
+                failure = None
+            # A server may close a kept-alive connection just as a request
+            # goes out (Caddy restarts its admin endpoint at every config
+            # load): no byte of an answer came, so an idempotent request
+            # is sent once more at once, whatever the retry settings (a
+            # hung node times out instead: not replayed).
+            if not (failure is not None and attempt == 1
+                    and method in _REPLAYABLE
+                    and _reason(failure) == _DROPPED):
+                break
         if failure is not None:
             error = exceptions.BackendUnavailable(self._scrub(
                 '%s: %s (after %.1fs)' % (where, _reason(failure),

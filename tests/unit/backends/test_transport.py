@@ -42,6 +42,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             srv.bodies.append(sent)
             script = srv.script.get(self.path) or [reply(404, 'no script')]
             answer = script.pop(0) if len(script) > 1 else script[0]
+        if answer.status is None:     # close without a byte of an answer
+            self.close_connection = True
+            return
         if answer.delay:
             srv.stopped.wait(answer.delay)
         body = answer.body
@@ -617,3 +620,25 @@ def test_bad_unix_endpoints_are_refused(endpoint):
         transport_mod.unix_socket_path(endpoint)
     with pytest.raises(ValueError):
         transport_mod.Transport(endpoint, 1, 1)
+
+
+def test_a_dropped_connection_is_replayed_once_for_idempotent_requests(
+        server):
+    """A node that closes a connection without any answer (Caddy restarts
+    its admin endpoint at every config load) must not fail a probe, which
+    has no retries: a GET is sent once more at once; a POST is not."""
+    dropped = reply(None)
+    server.on('/config/admin', dropped, reply(200, {}))
+    server.on('/config/apps', dropped, reply(200, {}))
+    t = make(server, retries=0)
+    assert t.request('GET', 'config/admin') == (200, {})
+    assert server.hits[('GET', '/config/admin')] == 2
+    with pytest.raises(exceptions.BackendUnavailable) as caught:
+        t.request('POST', 'config/apps', json={})
+    assert 'connection closed without a response' in str(caught.value)
+    assert server.hits[('POST', '/config/apps')] == 1
+    server.on('/config/admin', dropped)          # every time: one replay
+    with pytest.raises(exceptions.BackendUnavailable):
+        t.request('GET', 'config/admin')
+    assert server.hits[('GET', '/config/admin')] == 4
+    t.close()
