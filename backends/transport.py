@@ -222,7 +222,7 @@ class _UnixAdapter(adapters.HTTPAdapter):
         self.unix_pool.close()
 
 
-_DROPPED = 'connection closed without a response'
+_DROPPED = ('connection closed without a response', 'connection reset')
 _REPLAYABLE = frozenset(('GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'))
 
 
@@ -252,7 +252,7 @@ def _reason(exc):
     if 'reset by peer' in low:
         return 'connection reset'
     if 'without response' in low:
-        return _DROPPED
+        return 'connection closed without a response'
     if 'timed out' in low:
         return 'timed out'
     return 'connection failed (%s)' % tail
@@ -446,14 +446,14 @@ class Transport:
                 failure = exc
             else:
                 failure = None
-            # A server may close a kept-alive connection just as a request
-            # goes out (Caddy restarts its admin endpoint at every config
-            # load): no byte of an answer came, so an idempotent request
-            # is sent once more at once, whatever the retry settings (a
-            # hung node times out instead: not replayed).
+            # A server may close or reset a kept-alive connection just as
+            # a request goes out (Caddy restarts its admin endpoint at
+            # every config load): no byte of an answer came, so an
+            # idempotent request is sent once more at once, whatever the
+            # retry settings (a hung node times out instead: not replayed).
             if not (failure is not None and attempt == 1
                     and method in _REPLAYABLE
-                    and _reason(failure) == _DROPPED):
+                    and _reason(failure) in _DROPPED):
                 break
         if failure is not None:
             error = exceptions.BackendUnavailable(self._scrub(

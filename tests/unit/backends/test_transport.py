@@ -14,6 +14,7 @@ import os
 import socket
 import socketserver
 import ssl
+import struct
 import threading
 import time
 
@@ -43,6 +44,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             script = srv.script.get(self.path) or [reply(404, 'no script')]
             answer = script.pop(0) if len(script) > 1 else script[0]
         if answer.status is None:     # close without a byte of an answer
+            self.close_connection = True
+            return
+        if answer.status == 'reset':  # RST instead of an answer
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack('ii', 1, 0))
             self.close_connection = True
             return
         if answer.delay:
@@ -641,4 +647,7 @@ def test_a_dropped_connection_is_replayed_once_for_idempotent_requests(
     with pytest.raises(exceptions.BackendUnavailable):
         t.request('GET', 'config/admin')
     assert server.hits[('GET', '/config/admin')] == 4
+    server.on('/config/servers', reply('reset'), reply(200, {}))
+    assert t.request('GET', 'config/servers') == (200, {})   # a reset too
+    assert server.hits[('GET', '/config/servers')] == 2
     t.close()
