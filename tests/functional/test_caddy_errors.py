@@ -52,6 +52,11 @@ def test_every_captured_answer_is_what_a_real_node_answers(cluster):
     answers = caddy_errors.provoke(cluster.nodes[0])
     assert set(answers) <= set(recorded)
     for name, answer in answers.items():
+        if answer is None and name in caddy_errors.EMFILE_CASES:
+            # how many descriptors Go still finds under a lowered limit
+            # varies between runs (CI saw it take the config); the
+            # recorded text of this case is checked by the unit tests
+            continue
         assert answer is not None and answer[0] == 500, (name, answer)
         error = unit.unavailable(*answer)
         found = caddy_client.classify(error)
