@@ -193,13 +193,7 @@ def run(args, workdir, out):
             res['lbs'])
         return res
     finally:
-        for service in (stack, db, etcd, members, lab, nodes):
-            if service is not None:
-                try:
-                    service.stop()
-                except Exception as exc:  # noqa: B902 - keep stopping
-                    out('warning: stopping %s failed: %s' % (
-                        type(service).__name__, exc))
+        base.stop_all([stack, db, etcd, members, lab, nodes], out)
 
 
 def measure(args, client, members, out):

@@ -638,14 +638,8 @@ def run(args, workdir, out):
         res['machine_load'].append(base.loadavg())
         return res
     finally:
-        for service in [stack, db, etcd, members, lab] + list(
-                nodes.values()):
-            if service is not None:
-                try:
-                    service.stop()
-                except Exception as exc:  # noqa: B902 - keep stopping
-                    out('warning: stopping %s failed: %s' % (
-                        type(service).__name__, exc))
+        base.stop_all([stack, db, etcd, members, lab] + list(
+                nodes.values()), out)
 
 
 # --------------------------------------------------------------------------

@@ -667,13 +667,7 @@ def run(args, workdir, out):
             except Exception as exc:  # noqa: B902 - keep cleaning up
                 out('warning: SIGCONT to %s failed: %s' % (HUNG, exc))
         services = [started.get(k) for k in ('stack', 'db', 'etcd')]
-        for service in services + [members, lab] + list(nodes.values()):
-            if service is not None:
-                try:
-                    service.stop()
-                except Exception as exc:  # noqa: B902 - keep stopping
-                    out('warning: stopping %s failed: %s' % (
-                        type(service).__name__, exc))
+        base.stop_all(services + [members, lab] + list(nodes.values()), out)
 
 
 def _epoch(stamp):

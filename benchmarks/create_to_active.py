@@ -336,13 +336,7 @@ def run(args, workdir, out):
             res['walls'])
         return res
     finally:
-        for service in (stack, db, etcd):
-            if service is not None:
-                try:
-                    service.stop()
-                except Exception as exc:  # noqa: B902 - keep stopping
-                    out('warning: stopping %s failed: %s' % (
-                        type(service).__name__, exc))
+        stop_all([stack, db, etcd], out)
 
 
 def measure(args, client, clusters, out):
@@ -528,6 +522,18 @@ def report(args, res, out):
     if args.count < 100:
         out('* With n = %d, p99 is essentially the maximum (one slow sample '
             'moves it).' % args.count)
+
+
+def stop_all(services, out):
+    """Stop every started service (None: not started), reporting, not
+    raising, a failure: the others must still stop."""
+    for service in services:
+        if service is not None:
+            try:
+                service.stop()
+            except Exception as exc:  # noqa: B902 - keep stopping
+                out('warning: stopping %s failed: %s' % (
+                    type(service).__name__, exc))
 
 
 def run_main(argv, parse, run_stack, report_run,
