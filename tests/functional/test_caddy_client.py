@@ -36,12 +36,10 @@ pytestmark = pytest.mark.skipif(bool(_MISSING), reason=_MISSING or '')
 
 @pytest.fixture(scope='module')
 def cluster(tmp_path_factory):
-    started = caddy_mod.CaddyCluster(tmp_path_factory.mktemp('caddy'),
-                                     'lb', nodes=2).start()
-    try:
+    # CaddyCluster is a context manager: started, and stopped at the end
+    with caddy_mod.CaddyCluster(tmp_path_factory.mktemp('caddy'), 'lb',
+                                nodes=2) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope='module')

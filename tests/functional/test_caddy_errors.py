@@ -39,12 +39,10 @@ HOSTILE_REGEX = ('(?=timeout|timed out|connection refused|context deadline '
 
 @pytest.fixture(scope='module')
 def cluster(tmp_path_factory):
-    started = caddy_mod.CaddyCluster(tmp_path_factory.mktemp('caddyerr'),
-                                     'errs', nodes=2).start()
-    try:
+    # CaddyCluster is a context manager: started, and stopped at the end
+    with caddy_mod.CaddyCluster(tmp_path_factory.mktemp('caddyerr'), 'errs',
+                                nodes=2) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def test_every_captured_answer_is_what_a_real_node_answers(cluster):
