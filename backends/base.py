@@ -105,6 +105,17 @@ class ApplianceBackend(abc.ABC):
     (a VIP:port can then be served by one listener only in a routing
     domain, and multilb reserves it at the API). False for backends that
     bind nothing (fake) or where the network does it."""
+    OBSERVES_HEALTH: typing.ClassVar[bool] = False
+    """True if the cluster carries traffic and observes it: multilb then
+    reports the operating status of load balancers, listeners, pools and
+    members as Octavia's amphora driver does with a real data plane
+    (ONLINE once applied, rolled up from :meth:`member_health`). False
+    (no data plane to observe): multilb leaves those operating statuses as
+    the Octavia API set them (OFFLINE; members NO_MONITOR or OFFLINE), as
+    the amphora driver does with no-op backends, and never calls
+    :meth:`member_health`. Health monitors and L7 policies and rules are
+    ONLINE when enabled and OFFLINE when disabled either way. Instances
+    answer through :meth:`observes_health`."""
 
     def __init__(self, cluster):
         """:param cluster: a :class:`multilb.conf.clusters.ClusterConfig`."""
@@ -249,6 +260,12 @@ class ApplianceBackend(abc.ABC):
 
         :raises BackendUnavailable: when the cluster cannot be asked.
         """
+
+    def observes_health(self) -> bool:
+        """Whether this cluster observes its data plane (see
+        :attr:`OBSERVES_HEALTH`). Read by the agent once per operation and
+        health round; a backend may answer from its options."""
+        return self.OBSERVES_HEALTH
 
     def member_health(self, graphs: typing.Mapping[str, dict]) -> dict:
         """What the cluster's health checks say of monitored members.

@@ -72,6 +72,7 @@ class CaddyBackend(base.ApplianceBackend):
         'SUPPORTED_HEALTH_MONITOR_TYPES']
     SUPPORTED_SESSION_PERSISTENCE = translate.SUPPORTED[
         'SUPPORTED_SESSION_PERSISTENCE']
+    OBSERVES_HEALTH = True   # Caddy carries the traffic and checks it
     SUPPORTED_L7_ACTIONS = translate.SUPPORTED['SUPPORTED_L7_ACTIONS']
     SUPPORTED_L7_RULE_TYPES = translate.SUPPORTED['SUPPORTED_L7_RULE_TYPES']
     BINDS_ADDRESSES = True

@@ -15,6 +15,12 @@ by ``fake_fault_file`` is read on every call, for example::
 
 ``unavailable`` raises :class:`BackendUnavailable` (retried by the agent),
 ``rejected`` raises :class:`BackendRejected` (ERROR at once).
+
+With no data plane, a fake cluster observes nothing by default: multilb
+then reports the operating statuses Octavia's amphora driver leaves with
+no-op backends (what the tempest API suite expects). ``fake_observe_health
+= true`` makes it pretend to carry traffic: load balancers, listeners and
+pools go ONLINE when applied and members follow the health checks below.
 ``members_down`` fails the health checks of those members (every other
 monitored member passes). ``counters`` are the appliance's own counters of
 each listener, as a real appliance keeps them: lowering one simulates a
@@ -76,6 +82,13 @@ class FakeBackend(base.ApplianceBackend):
             cfg.StrOpt('fake_fault_file', default='',
                        help='JSON file read on every call to inject faults '
                             '(see backends.fake.backend). Empty: no faults.'),
+            cfg.BoolOpt('fake_observe_health', default=False,
+                        help='Pretend to carry traffic: report load '
+                             'balancers, listeners and pools ONLINE and '
+                             'members by their health checks (see '
+                             'members_down in the fault file). Default: no '
+                             'data plane, operating statuses stay as the '
+                             'Octavia API set them.'),
             cfg.StrOpt('fake_state_dir', default='',
                        help='If set, each load balancer the fake cluster '
                             'holds is mirrored as '
@@ -170,6 +183,9 @@ class FakeBackend(base.ApplianceBackend):
     def list_loadbalancer_ids(self):
         with _STATE_LOCK:
             return set(self._lbs)
+
+    def observes_health(self):
+        return bool(self._opts.get('fake_observe_health'))
 
     def member_health(self, graphs):
         down = set(self._faults().get('members_down') or ())

@@ -44,6 +44,9 @@ def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
              '[cluster_defaults]',
              '# tests inject faults: a tripped breaker must not outlive them',
              'breaker_reset_timeout = 2',
+             '# the fake clusters pretend to carry traffic (operating',
+             '# statuses follow health); tempest runs them without it',
+             'fake_observe_health = true',
              'fake_fault_file = %s/faults.json' % workdir,
              'fake_state_dir = %s/appliance' % workdir]
     for name, limit in clusters.items():

@@ -205,7 +205,8 @@ def test_check_config():
 
 def test_options_are_declared_for_the_cluster_sections():
     names = [opt.name for opt in fake.FakeBackend.get_config_options()]
-    assert names == ['fake_latency', 'fake_fault_file', 'fake_state_dir']
+    assert names == ['fake_latency', 'fake_fault_file',
+                     'fake_observe_health', 'fake_state_dir']
 
 
 @pytest.mark.parametrize('otype,fields', [

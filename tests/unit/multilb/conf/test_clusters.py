@@ -56,6 +56,7 @@ def test_builtin_defaults_when_nothing_is_set(tmp_path):
     assert alpha.max_loadbalancers == 0       # unlimited
     assert alpha.description == ''
     assert alpha.options == {'fake_latency': 0.0, 'fake_fault_file': '',
+                             'fake_observe_health': False,
                              'fake_state_dir': ''}
 
 
