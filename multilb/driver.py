@@ -88,16 +88,18 @@ def _flat(value):
     return False
 
 
-def _expect(new_obj, id_field):
+def _expect(new_obj, id_field, ignore=()):
     """The fields an update sets, as the agent will find them once committed.
 
     Unset fields are left out; cleared fields (None) are kept. TLS material
     (every ``*_data`` field) and nested objects are never recorded: the
-    matching ``*_ref`` fields are enough to recognise the commit.
+    matching ``*_ref`` fields are enough to recognise the commit. Fields in
+    ``ignore`` are ones Octavia does not store as given.
     """
     found = {}
     for key, value in vars(new_obj).items():
         if (key.startswith('_') or key == id_field or key.endswith('_data')
+                or key in ignore
                 or isinstance(value, data_models.UnsetType)):
             continue
         value = graphs.to_plain(value)
@@ -362,7 +364,9 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
             admission.check_addresses(rt, _fields(member), cluster)
             listed.append(member.member_id)
             if member.member_id in known:
-                expect[member.member_id] = _expect(member, 'member_id')
+                # Octavia never writes a batch-updated member's vnic_type
+                expect[member.member_id] = _expect(member, 'member_id',
+                                                   ignore=('vnic_type',))
         deleted = sorted(set(known) - set(listed))
         rt.state.add_intent(lb_id, cluster.name, {
             'op': 'batch', 'type': 'pool', 'id': pool_id,

@@ -178,21 +178,42 @@ def shows_intent(graph, intent):
     if op == 'create':
         return find(graph, oid) is not None
     if op == 'batch':
-        ids = object_ids(graph)
-        return all(m in ids for m in intent.get('members', [])) and all(
+        return shows_members(graph, intent) and all(
             _carries(find(graph, mid), expect)
             for mid, expect in intent.get('expect', {}).items())
     if op == 'update':
-        return _carries(find(graph, oid), intent.get('expect', {}))
+        return _carries(find(graph, oid), _normalised(graph, intent))
     return True
 
 
+def _normalised(graph, intent):
+    """An update's expected fields as Octavia stores them: an L7 policy's
+    positions are renumbered 1..n, so position p is stored as min(p, n)."""
+    expect = dict(intent.get('expect', {}))
+    if intent['type'] == 'l7policy' and isinstance(
+            expect.get('position'), int):
+        listener = find(graph, parent_of(graph, intent['id'])) or {}
+        count = len(listener.get('l7policies', []))
+        expect['position'] = max(1, min(expect['position'], count))
+    return expect
+
+
+def shows_members(graph, intent):
+    """True if every member a batch update lists exists in ``graph``
+    (the batch was committed, whatever Octavia made of its fields)."""
+    ids = object_ids(graph)
+    return all(m in ids for m in intent.get('members', []))
+
+
 def _carries(obj, expect):
-    """True if ``obj`` carries every expected field value."""
+    """True if ``obj`` carries every expected field value (a cleared list
+    and an empty one are the same)."""
     if obj is None:
         return False
     for key, wanted in expect.items():
         actual = obj.get(key)
+        if wanted is None and actual in ([], {}):
+            continue
         if isinstance(wanted, list):
             if sorted(map(str, actual or [])) != sorted(map(str, wanted)):
                 return False

@@ -10,15 +10,20 @@ object         operating status
 =============  ==============================================================
 member         OFFLINE if disabled; NO_MONITOR if its pool has no enabled
                health monitor; else ONLINE / ERROR as its checks pass / fail
-               (no verdict yet: not reported, Octavia keeps what it shows)
-pool           OFFLINE if disabled; ERROR if every enabled member is in
-               ERROR; DEGRADED if some are; else ONLINE
+               (no verdict yet, or a pool no listener uses: not reported,
+               Octavia keeps what it shows)
+pool           OFFLINE if disabled or if no listener sends traffic to it;
+               ERROR if every enabled member is in ERROR; DEGRADED if some
+               are; else ONLINE
 listener       OFFLINE if disabled; DEGRADED if a pool it sends traffic to
                (default pool, pools of enabled L7 redirects) is DEGRADED or
                ERROR; else ONLINE
 load balancer  OFFLINE if disabled; DEGRADED if any listener or pool is
                DEGRADED or ERROR; else ONLINE
 =============  ==============================================================
+
+Only for clusters that observe their data plane
+(:meth:`backends.base.ApplianceBackend.observes_health`).
 """
 
 from __future__ import annotations
@@ -98,7 +103,13 @@ def rollup(graph, verdicts):
     """
     result = {}
     members, pools = {}, {}
+    used = set()
+    for listener in graph.get('listeners', []):
+        used |= _listener_pools(listener)
     for pool in graph.get('pools', []):
+        if pool['pool_id'] not in used:
+            pools[pool['pool_id']] = OFFLINE
+            continue
         for member in pool.get('members', []):
             members[member['member_id']] = _member(member, pool, verdicts)
         pools[pool['pool_id']] = _pool(pool, members)

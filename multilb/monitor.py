@@ -8,6 +8,11 @@ Health: every ``member_health_interval`` the monitor asks the backend which
 monitored members pass their checks, rolls that up with
 :mod:`multilb.health` and sends Octavia the operating statuses that changed
 (operating status only: provisioning status is the worker's business).
+What was last sent is durable (``sent/<lb id>``, shared with the worker's
+reports, see :meth:`multilb.state.State.record_sent`): an agent restart or
+a takeover sends only what really changed. Clusters that do not observe
+their data plane (:meth:`backends.base.ApplianceBackend.observes_health`)
+have no health round.
 
 Statistics: every ``statistics_interval`` the monitor collects the traffic
 increments of every listener from the backend, adds them to the totals kept
@@ -29,6 +34,7 @@ import time
 
 from backends import exceptions as backend_exc
 from multilb import exceptions
+from multilb import graph as graphs
 from multilb import health
 from multilb import octavia as octavia_mod
 
@@ -51,6 +57,7 @@ class ClusterMonitor:
         self._graphs = {}     # lb_id -> observable graph
         self._verdicts = {}   # member_id -> bool (last known)
         self._shown = {}      # lb_id -> {(type, id): operating status}
+        #                       (a cache of the store's sent/<lb id>)
         self._totals = {}     # lb_id -> {listener_id: {counter: total}}
         self._dirty = set()   # lb ids whose totals are not stored yet
         self._active = {}     # listener_id -> active connections
@@ -61,7 +68,8 @@ class ClusterMonitor:
     # -- called by the worker ------------------------------------------------
 
     def remember(self, lb_id, graph):
-        """The worker applied ``graph``: poll it from now on."""
+        """The worker applied ``graph``: poll it from now on (what it
+        reported is read back from the store on the next round)."""
         with self._lock:
             self._graphs[lb_id] = health.observable(graph)
             self._shown.pop(lb_id, None)
@@ -146,8 +154,24 @@ class ClusterMonitor:
 
     # -- health --------------------------------------------------------------
 
+    def _shown_of(self, lb_id, graph):
+        """``{(type, id): operating status}`` last reported for the LB."""
+        with self._lock:
+            if lb_id in self._shown:
+                return dict(self._shown[lb_id])
+        sent = self.state.get_sent(lb_id)
+        shown = {(otype, oid): sent[oid][1]
+                 for otype, oid, _obj, _parent in graphs.walk(graph)
+                 if oid in sent and sent[oid][1]}
+        with self._lock:
+            if lb_id in self._graphs:
+                self._shown.setdefault(lb_id, shown)
+        return shown
+
     def poll_health(self):
         """Read member health and send Octavia what changed."""
+        if not self.backend.observes_health():
+            return
         known, _placed = self._known_graphs()
         if not known:
             return
@@ -161,8 +185,7 @@ class ClusterMonitor:
             self._verdicts.update(verdicts)
             all_verdicts = dict(self._verdicts)
         for lb_id, graph in sorted(known.items()):
-            with self._lock:
-                shown = dict(self._shown.get(lb_id, {}))
+            shown = self._shown_of(lb_id, graph)
             status, differ = health.changes(graph, all_verdicts, shown)
             if not status:
                 continue
@@ -176,6 +199,7 @@ class ClusterMonitor:
                      lb_id, self.name, ', '.join(
                          '%s %s %s' % (t, i, s)
                          for (t, i), s in sorted(differ.items())))
+            self.state.record_sent(lb_id, status)
             with self._lock:
                 if lb_id in self._graphs:
                     self._shown.setdefault(lb_id, {}).update(differ)

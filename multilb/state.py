@@ -12,6 +12,9 @@ Key layout (all values JSON)::
     project/<project>/<cluster>   that project's load balancers on the cluster
     work/<cluster>/<lb id>/<seq>  one pending operation (an *intent*)
     outbox/<cluster>/<seq>        a status update not yet accepted by Octavia
+    sent/<lb id>                  what multilb reported of each object:
+                                  {id: [provisioning, operating]}
+                                  (multilb.status.merge_sent)
     vip/<pool>/<address>          a pool VIP handed out or in quarantine
                                   (multilb.vips)
     bind/<domain>/<address>/<port>  the listener that binds it
@@ -35,6 +38,7 @@ import time
 import uuid
 
 from multilb import bindings
+from multilb import status as statuses
 from multilb import vips
 
 LOG = logging.getLogger(__name__)
@@ -97,6 +101,10 @@ def _stats_key(lb_id):
     return 'stats/' + lb_id
 
 
+def _sent_key(lb_id):
+    return 'sent/' + lb_id
+
+
 def _work_prefix(cluster, lb_id=''):
     return 'work/%s/%s' % (cluster, lb_id + '/' if lb_id else '')
 
@@ -151,6 +159,30 @@ class State:
             return None
         found = json.loads(entry.value)
         return found['lb'], found['type']
+
+    def get_sent(self, lb_id):
+        """``{object id: [provisioning, operating]}``: what multilb last
+        reported of each object of ``lb_id`` ({} if nothing yet)."""
+        entry = self.kv.get(_sent_key(lb_id))
+        return json.loads(entry.value) if entry else {}
+
+    def record_sent(self, lb_id, status):
+        """Merge a status dict Octavia accepted into ``sent/<lb id>``
+        (the monitor's operating statuses; the worker's go through
+        :meth:`complete`). Nothing is written for a released LB."""
+        for _attempt in range(_CAS_ATTEMPTS):
+            if self.kv.get(_lb_key(lb_id)) is None:
+                return
+            entry = self.kv.get(_sent_key(lb_id))
+            old = json.loads(entry.value) if entry else {}
+            merged = statuses.merge_sent(old, status)
+            if merged == old or self.kv.commit(
+                    checks={_sent_key(lb_id): entry.version if entry
+                            else None},
+                    puts={_sent_key(lb_id): _dump(merged)}):
+                return
+        raise RuntimeError('sent statuses of load balancer %s kept '
+                           'changing' % lb_id)
 
     def cluster_runtime(self):
         """``{cluster: {"placed", "version", "admin", "health", "breaker",
@@ -373,6 +405,8 @@ class State:
             if status:
                 outbox_key = _outbox_prefix(cluster) + new_seq()
                 puts[outbox_key] = _dump({'lb': lb_id, 'status': status})
+                if not release:
+                    self._sent_ops(lb_id, status, checks, puts)
             old = self.get_lb(lb_id) or {}
             delta = 0
             if release:
@@ -393,6 +427,16 @@ class State:
                            'on cluster %s: counter kept changing' % (
                                lb_id, cluster))
 
+    def _sent_ops(self, lb_id, status, checks, puts):
+        """Add the merge of ``status`` into ``sent/<lb id>`` to a commit
+        (compare-and-swap: the monitor merges into it too)."""
+        entry = self.kv.get(_sent_key(lb_id))
+        old = json.loads(entry.value) if entry else {}
+        merged = statuses.merge_sent(old, status)
+        checks[_sent_key(lb_id)] = entry.version if entry else None
+        if merged != old:
+            puts[_sent_key(lb_id)] = _dump(merged)
+
     def _release(self, lb_id, cluster, checks, puts, deletes):
         """Add the removal of a placement and its counters to a commit."""
         marker = self.kv.get(_marker_key(cluster, lb_id))
@@ -412,7 +456,7 @@ class State:
                 else:
                     deletes.append(key)
         deletes += [_lb_key(lb_id), _marker_key(cluster, lb_id),
-                    _idx_key(lb_id), _stats_key(lb_id)]
+                    _idx_key(lb_id), _stats_key(lb_id), _sent_key(lb_id)]
         if marker is not None:
             vips.release_ops(record, time.time(), puts)
             bindings.release_ops(record, deletes)

@@ -278,7 +278,7 @@ class ClusterWorker(probing.ProbingMixin):
         except Exception:  # noqa: B902 - this is the last resort path
             LOG.exception('Load balancer %s on cluster %s: cannot build the '
                           'failure status from the graph', lb_id, self.name)
-        return statuses.failure_from_intents(lb_id, intents)
+        return statuses.failure_from_intents(lb_id, intents, record)
 
     def _forget(self, lb_id):
         with self._lock:
@@ -350,7 +350,9 @@ class ClusterWorker(probing.ProbingMixin):
                 continue
             if now - intent['at'] < self.settings.commit_wait_timeout:
                 return None, None
-            if intent['op'] in ('create', 'batch'):
+            if intent['op'] == 'create' or (
+                    intent['op'] == 'batch' and not graphs.shows_members(
+                        graph, intent)):
                 LOG.warning('Load balancer %s on cluster %s: %s never '
                             'appeared in Octavia (rolled back); dropping it',
                             lb_id, self.name, _describe([intent]))
@@ -392,8 +394,12 @@ class ClusterWorker(probing.ProbingMixin):
             if self._retry_or_fail(lb_id, intents, exc, now):
                 return
             ok = False
-        status = statuses.for_intents(intents, graph, record, ok)
-        if ok and self.monitor is not None:
+        observes = self.backend.observes_health()
+        sent = self.state.get_sent(lb_id) if any(
+            i['op'] == 'failover' for i in intents) else None
+        status = statuses.for_intents(intents, graph, record, ok,
+                                      observes=observes, sent=sent)
+        if ok and observes and self.monitor is not None:
             status = self.monitor.overlay(status, desired)
         # Index what Octavia has (objects in ERROR included: the user may
         # still update or delete them) and forget what was deleted.
@@ -403,6 +409,7 @@ class ClusterWorker(probing.ProbingMixin):
         if ok:
             new_record['pools'] = graphs.pool_members(desired)
             new_record['listeners'] = len(desired['listeners'])
+            new_record['locks'] = statuses.locks(desired)
             new_record['applied'] = True
         free = self._rebind(new_record, desired if ok else graph,
                             intents + dropped)
@@ -429,7 +436,8 @@ class ClusterWorker(probing.ProbingMixin):
             if self._retry_or_fail(lb_id, intents, exc, now):
                 return
             ok = False
-        status = statuses.for_intents(intents, graph, record, ok)
+        status = statuses.for_intents(intents, graph, record, ok,
+                                      observes=self.backend.observes_health())
         if ok:
             unindex = set(graphs.object_ids(graph)) | self._known_ids(record)
             for intent in intents:

@@ -106,11 +106,20 @@ def test_lb_update_reports_only_the_lb(ok, result):
     assert build(intent('update', 'loadbalancer', LB), ok) == {LB: result}
 
 
-def test_lb_failover_reapplies_and_reports_the_whole_graph_active():
-    # Failover re-applies every object, which also heals children left in
-    # ERROR by an earlier failure.
-    assert build(intent('failover', 'loadbalancer', LB)) == same(
-        ACTIVE, *fx.ALL_IDS)
+def test_lb_failover_reports_the_lb_only():
+    # Octavia locked the LB only; a status write on a child would bump its
+    # updated_at although nothing changed for it.
+    assert build(intent('failover', 'loadbalancer', LB)) == {LB: ACTIVE}
+
+
+def test_lb_failover_heals_the_children_last_reported_in_error():
+    sent = {M1: [ERROR, None], POL_REJECT: [ERROR, None],
+            M2: [ACTIVE, 'ONLINE'], LB: [ACTIVE, 'ONLINE']}
+    status = statuses.for_intents([intent('failover', 'loadbalancer', LB)],
+                                  fx.lb_graph(), record(), True, sent=sent)
+    assert fx.flatten(status) == {
+        ('loadbalancers', LB): ACTIVE, ('members', M1): ACTIVE,
+        ('l7policies', POL_REJECT): ACTIVE}
 
 
 def test_lb_failover_failure_is_lb_error_only():
@@ -218,10 +227,17 @@ def test_health_monitor_ops_lock_pool_listeners_and_lb(op, result):
         {HM: result}, **same(ACTIVE, POOL_WEB, L_HTTP, LB))
 
 
-@pytest.mark.parametrize('op', ['create', 'update'])
-def test_l7policy_ops_lock_listener_and_lb(op):
-    assert build(intent(op, 'l7policy', POL_REJECT, parent=L_HTTP)) == \
-        same(ACTIVE, POL_REJECT, L_HTTP, LB)
+def test_l7policy_update_locks_listener_and_lb():
+    assert build(intent('update', 'l7policy', POL_REJECT, parent=L_HTTP)) \
+        == same(ACTIVE, POL_REJECT, L_HTTP, LB)
+
+
+def test_a_create_reports_the_children_created_inline_with_it():
+    # an L7 policy created with its rules: all of them were PENDING_CREATE
+    rules = graphs.descendants(fx.lb_graph(), POL_REJECT)
+    assert rules
+    assert build(intent('create', 'l7policy', POL_REJECT, parent=L_HTTP)) \
+        == same(ACTIVE, POL_REJECT, L_HTTP, LB, *rules)
 
 
 def test_l7policy_delete_takes_its_rules():
