@@ -20,6 +20,14 @@ _NAMES = {'type': 'array', 'items': {'type': 'string', 'minLength': 1},
 _IGNORED = ('Accepted and ignored: an amphora-driver key, allowed so that '
             'generic Octavia tooling and tests keep working.')
 
+
+def _ignored(*types):
+    """An amphora key multilb accepts and ignores: whatever Octavia's own
+    tooling sends for it, null included (tempest's AZ profiles carry
+    ``compute_zone: null`` when no zone is configured)."""
+    return {'type': list(types) + ['null'], 'description': _IGNORED}
+
+
 FLAVOR_SCHEMA = {
     'type': 'object',
     'additionalProperties': False,
@@ -41,7 +49,9 @@ FLAVOR_SCHEMA = {
             'Number of clusters each project is confined to (shuffle '
             'sharding) for this flavor; overrides [multilb_scheduler] '
             'shard_size.')},
-        'loadbalancer_topology': {'type': 'string', 'description': _IGNORED},
+        'loadbalancer_topology': _ignored('string'),
+        'compute_flavor': _ignored('string'),
+        'amp_image_tag': _ignored('string'),
     },
 }
 
@@ -54,8 +64,10 @@ AVAILABILITY_ZONE_SCHEMA = {
         'cluster_tags': dict(_NAMES, description=(
             'List of tags: clusters that carry every one of them serve this '
             'availability zone.')),
-        'compute_zone': {'type': 'string', 'description': _IGNORED},
-        'management_network': {'type': 'string', 'description': _IGNORED},
+        'compute_zone': _ignored('string'),
+        'volume_zone': _ignored('string'),
+        'management_network': _ignored('string'),
+        'valid_vip_networks': _ignored('array'),
     },
 }
 
@@ -74,7 +86,7 @@ def _schema_error(kind, schema, metadata):
     if not isinstance(metadata, dict):
         return '%s metadata must be a JSON object, got %s' % (
             kind, type(metadata).__name__)
-    valid = ', '.join(sorted(schema['properties']))
+    valid = _valid_keys(schema)
     unknown = sorted(set(metadata) - set(schema['properties']))
     if unknown:
         return 'unknown %s metadata key(s): %s; valid keys: %s' % (
@@ -88,17 +100,30 @@ def _schema_error(kind, schema, metadata):
     return '%s: %s; %s' % (where, error.message, _expected(schema, key))
 
 
+def _valid_keys(schema):
+    props = schema['properties']
+    used = sorted(k for k, p in props.items() if p['description'] != _IGNORED)
+    ignored = sorted(set(props) - set(used))
+    return '%s (accepted and ignored: %s)' % (', '.join(used),
+                                              ', '.join(ignored))
+
+
 def _expected(schema, key):
     prop = schema['properties'].get(key)
     if prop is None:
-        return 'valid keys: %s' % ', '.join(sorted(schema['properties']))
+        return 'valid keys: %s' % _valid_keys(schema)
     if 'enum' in prop:
         return 'allowed values: %s' % ', '.join(prop['enum'])
-    if prop.get('type') == 'array':
+    kind = prop.get('type', 'value')
+    if isinstance(kind, list):
+        return 'expected %s' % ' or '.join(
+            'null' if k == 'null' else 'a ' + ('list' if k == 'array' else k)
+            for k in kind)
+    if kind == 'array':
         return 'expected a non-empty list of distinct strings'
-    if prop.get('type') == 'integer':
+    if kind == 'integer':
         return 'expected an integer >= %d' % prop.get('minimum', 0)
-    return 'expected a %s' % prop.get('type', 'value')
+    return 'expected a %s' % kind
 
 
 def _select(kind, metadata, clusters):

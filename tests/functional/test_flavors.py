@@ -69,7 +69,8 @@ def test_availability_zone_selects_its_clusters(fleet, conn):
      'no cluster has tag(s) platinum; tags in use: gold, silver, ssd'),
     ({'size': 'large'},
      'unknown flavor metadata key(s): size; valid keys: backend, '
-     'cluster_tags, clusters, loadbalancer_topology, placement, shard_size'),
+     'cluster_tags, clusters, placement, shard_size (accepted and ignored: '
+     'amp_image_tag, compute_flavor, loadbalancer_topology)'),
     ({'clusters': ['zeta']},
      'unknown cluster(s) zeta; configured clusters: alpha, beta'),
 ])

@@ -190,6 +190,14 @@ def MEMBER_FIELDS(member_id, address):
             'weight': 1}
 
 
+def BATCH_FIELDS(member_id, address):
+    """What a batch update expects of a known member: Octavia never writes
+    a batch-updated member's vnic_type, so it is not waited for."""
+    fields = MEMBER_FIELDS(member_id, address)
+    del fields['vnic_type']
+    return fields
+
+
 CHILD_OPS = {
     'listener_create': (
         lambda d: d.listener_create(fx.listener('listener-new', 'TCP', 22)),
@@ -295,8 +303,8 @@ CHILD_OPS = {
             fx.member(M4, POOL_WEB, '192.0.2.12')]),
         {'op': 'batch', 'type': 'pool', 'id': POOL_WEB,
          'members': [M1, M2, M4], 'deleted': [],
-         'expect': {M1: MEMBER_FIELDS(M1, '192.0.2.10'),
-                    M2: MEMBER_FIELDS(M2, '192.0.2.11')}}),
+         'expect': {M1: BATCH_FIELDS(M1, '192.0.2.10'),
+                    M2: BATCH_FIELDS(M2, '192.0.2.11')}}),
     'loadbalancer_update': (
         lambda d: d.loadbalancer_update(
             fx.full_lb(),
@@ -465,9 +473,11 @@ def test_every_metadata_key_is_published_with_a_description(make):
     driver, _rt = make(FLEET)
     flavor = driver.get_supported_flavor_metadata()
     assert set(flavor) == {'clusters', 'cluster_tags', 'backend', 'placement',
-                           'shard_size', 'loadbalancer_topology'}
+                           'shard_size', 'loadbalancer_topology',
+                           'compute_flavor', 'amp_image_tag'}
     assert set(driver.get_supported_availability_zone_metadata()) == {
-        'clusters', 'cluster_tags', 'compute_zone', 'management_network'}
+        'clusters', 'cluster_tags', 'compute_zone', 'volume_zone',
+        'management_network', 'valid_vip_networks'}
     assert all(text.strip() for text in flavor.values())
     assert 'ignored' in flavor['loadbalancer_topology']
 
@@ -487,6 +497,24 @@ def test_amphora_keys_are_accepted_for_generic_tooling(make):
     assert driver.validate_flavor({'loadbalancer_topology': 'SINGLE'}) is None
     assert driver.validate_availability_zone(
         {'compute_zone': 'nova', 'management_network': 'net-1'}) is None
+
+
+def test_amphora_keys_accept_null_as_octavia_tooling_sends_it(make):
+    # tempest's AZ profiles carry compute_zone: null when no zone is set
+    driver, _rt = make(FLEET)
+    assert driver.validate_availability_zone(
+        {'compute_zone': None, 'management_network': 'net-1',
+         'valid_vip_networks': None}) is None
+    assert driver.validate_flavor({'loadbalancer_topology': None}) is None
+
+
+def test_a_wrong_type_for_an_ignored_key_says_what_is_allowed(make):
+    driver, _rt = make(FLEET)
+    with pytest.raises(lib_exc.UnsupportedOptionError) as err:
+        driver.validate_availability_zone({'compute_zone': 7})
+    assert err.value.user_fault_string == (
+        "'compute_zone': 7 is not of type "
+        "'string', 'null'; expected a string or null")
 
 
 @pytest.mark.parametrize('metadata,expected', [
@@ -516,7 +544,8 @@ def test_amphora_flavor_key_is_not_an_availability_zone_key(make):
     driver, _rt = make(FLEET)
     with pytest.raises(lib_exc.UnsupportedOptionError) as err:
         driver.validate_availability_zone({'loadbalancer_topology': 'SINGLE'})
-    assert 'valid keys: cluster_tags, clusters, compute_zone' in \
+    assert 'valid keys: cluster_tags, clusters (accepted and ignored: ' \
+        'compute_zone' in \
         err.value.user_fault_string
 
 
