@@ -33,7 +33,8 @@ def test_capabilities_list_every_key_with_a_description(fleet, conn):
     found = {c.name: c.description for c in
              conn.load_balancer.provider_flavor_capabilities('multilb')}
     assert set(found) == {'clusters', 'cluster_tags', 'backend', 'placement',
-                          'shard_size', 'loadbalancer_topology'}
+                          'shard_size', 'loadbalancer_topology',
+                          'compute_flavor', 'amp_image_tag'}
     assert 'carry every one of them' in found['cluster_tags']
     # openstacksdk has no call for the AZ capabilities: plain REST.
     response = conn.session.get(
@@ -42,7 +43,8 @@ def test_capabilities_list_every_key_with_a_description(fleet, conn):
     zones = {c['name'] for c in
              response.json()['availability_zone_capabilities']}
     assert zones == {'clusters', 'cluster_tags', 'compute_zone',
-                     'management_network'}
+                     'volume_zone', 'management_network',
+                     'valid_vip_networks'}
 
 
 def test_load_balancers_land_where_their_flavor_says(fleet, conn):
