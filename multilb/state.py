@@ -283,13 +283,50 @@ class State:
         return found
 
     def outbox(self, cluster):
-        """``[(key, {"lb": id, "status": {...}}), ...]`` oldest first."""
+        """``[(key, {"lb": id, "status": {...}}), ...]`` oldest first.
+
+        An entry whose delivery failed also has ``delivery`` (see
+        :meth:`record_delivery_failure`). Entries are per load balancer:
+        ``status`` only ever names objects of ``lb``.
+        """
         return [(e.key, json.loads(e.value))
                 for e in self.kv.get_prefix(_outbox_prefix(cluster))]
 
     def outbox_entry(self, key):
         entry = self.kv.get(key)
         return json.loads(entry.value) if entry else None
+
+    def outbox_entries(self, cluster=None):
+        """``[{"cluster", "key", "lb", "created_at", "delivery"}, ...]`` of
+        one cluster or all (``multilb-manage outbox list``), oldest first."""
+        prefix = _outbox_prefix(cluster) if cluster else 'outbox/'
+        found = []
+        for e in self.kv.get_prefix(prefix):
+            name, seq = e.key[len('outbox/'):].split('/', 1)
+            value = json.loads(e.value)
+            found.append({'cluster': name, 'key': e.key,
+                          'lb': value.get('lb'),
+                          'created_at': int(seq.split('-', 1)[0]) / 1e9,
+                          'delivery': value.get('delivery')})
+        return found
+
+    def record_delivery_failure(self, key, delivery):
+        """Set an outbox entry's ``delivery`` field (the failed attempts,
+        from :class:`multilb.outbox.Outbox`), by compare-and-swap so that
+        an entry acknowledged meanwhile is never written back.
+
+        :returns: False if the entry is gone (delivered or dropped).
+        """
+        for _attempt in range(_CAS_ATTEMPTS):
+            entry = self.kv.get(key)
+            if entry is None:
+                return False
+            value = json.loads(entry.value)
+            value['delivery'] = delivery
+            if self.kv.commit(checks={key: entry.version},
+                              puts={key: _dump(value)}):
+                return True
+        raise RuntimeError('outbox entry %s kept changing' % key)
 
     # -- API side ------------------------------------------------------------
 

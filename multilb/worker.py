@@ -76,7 +76,7 @@ class ClusterWorker(probing.ProbingMixin):
         self._inflight = set()
         self._not_before = {}
         self._failures = {}
-        self.outbox = outbox_mod.Outbox(cluster.name, state, octavia)
+        self.outbox = outbox_mod.Outbox(cluster.name, state, octavia, settings)
         self._next_probe = 0.0
         self._next_resync = 0.0
         self._resyncing = False
