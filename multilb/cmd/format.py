@@ -112,12 +112,19 @@ def breaker_text(breaker):
     return text
 
 
+def outbox_text(row):
+    """``3``, or ``3 (1 failing)`` when deliveries failed."""
+    if row.get('outbox_failing'):
+        return '%d (%d failing)' % (row['outbox'], row['outbox_failing'])
+    return str(row['outbox'])
+
+
 def clusters_table(rows):
     text = table(
         ['name', 'backend', 'state', 'placed/capacity', 'health', 'pending',
          'outbox'],
         [[r['name'], r['backend'] or '-', state_text(r), capacity_text(r),
-          health_text(r['health']), r['pending_intents'], r['outbox']]
+          health_text(r['health']), r['pending_intents'], outbox_text(r)]
          for r in rows])
     notes = ['  %s: %s' % (r['name'], r['error']) for r in rows
              if r['error']]
@@ -146,7 +153,9 @@ def cluster_text(row):
         ('circuit breaker', breaker_text(row['breaker'])),
         ('pending', '%d operation(s) on %d load balancer(s)' % (
             row['pending_intents'], row['pending_loadbalancers'])),
-        ('outbox', '%d status update(s) not yet delivered' % row['outbox']),
+        ('outbox', '%d status update(s) not yet delivered%s' % (
+            row['outbox'], ', %d failing (see outbox list)' % row[
+                'outbox_failing'] if row['outbox_failing'] else '')),
     ]
     text = fields(pairs)
     lbs = row['loadbalancers']
@@ -183,3 +192,20 @@ def lb_text(data, cluster):
         ('bound', [b.split('/', 1)[1] for b in data.get('bound') or ()]
          or 'nothing (no listener, or a backend that binds no address)'),
     ])
+
+
+def outbox_table(rows, cluster, deadline):
+    """``outbox list``: one line per status update waiting for delivery."""
+    if not rows:
+        return 'no status update is waiting for delivery%s\n' % (
+            ' on cluster %s' % cluster if cluster else '')
+    text = table(
+        ['cluster', 'load balancer', 'age', 'attempts', 'next retry',
+         'last error'],
+        [[r['cluster'], r['loadbalancer_id'], age(r['age_seconds']),
+          r['attempts'], 'in %s' % age(r['next_attempt_in_seconds'])
+          if (r['next_attempt_in_seconds'] or 0) >= 1 else 'now',
+          r['last_error'] or '-'] for r in rows])
+    return text + ('\nA status update Octavia keeps refusing is dropped %s '
+                   'after its first refusal ([multilb] '
+                   'status_delivery_deadline).\n' % age(deadline))

@@ -7,6 +7,7 @@
     multilb-manage ... cluster drain NAME [--reason TEXT]
     multilb-manage ... cluster undrain NAME
     multilb-manage ... lb show LOADBALANCER_ID
+    multilb-manage ... outbox list [--cluster NAME]
 
 It reads the configuration files Octavia reads (``[multilb]`` and the
 ``[cluster:<name>]`` sections, validated exactly as the driver does, through
@@ -84,6 +85,7 @@ class Context:
         self.now = time.time() if now is None else now
         self.url = rt.conf.multilb.store_url
         self.stale_after = 3 * rt.conf.multilb.health_interval
+        self.deadline = rt.conf.multilb.status_delivery_deadline
 
     @property
     def state(self):
@@ -188,6 +190,7 @@ def summary(ctx, name, info):
     else:
         state = 'draining' if draining else 'active'
     pending = ctx.state.pending(name)
+    outbox = [entry for _key, entry in ctx.state.outbox(name)]
     return {
         'name': name,
         'backend': cluster.backend if cluster else _raw_backend(rt.conf,
@@ -205,7 +208,8 @@ def summary(ctx, name, info):
         'breaker': _breaker(ctx, info.get('breaker')),
         'pending_intents': sum(len(i) for i in pending.values()),
         'pending_loadbalancers': len(pending),
-        'outbox': len(ctx.state.outbox(name)),
+        'outbox': len(outbox),
+        'outbox_failing': sum(1 for e in outbox if e.get('delivery')),
     }
 
 
@@ -314,6 +318,36 @@ def lb_show(ctx, args):
     return data, fmt.lb_text(data, cluster)
 
 
+def _outbox_row(ctx, entry):
+    """One outbox entry as ``outbox list`` shows it (stable keys)."""
+    delivery = entry['delivery'] or {}
+    next_at, refused = (delivery.get('next_attempt_at'),
+                        delivery.get('refused_since'))
+    return {
+        'cluster': entry['cluster'], 'loadbalancer_id': entry['lb'],
+        'key': entry['key'], 'created_at': fmt.iso(entry['created_at']),
+        'age_seconds': round(max(0.0, ctx.now - entry['created_at']), 1),
+        'attempts': int(delivery.get('attempts') or 0),
+        'first_failure_at': fmt.iso(delivery.get('first_failure_at')),
+        'last_attempt_at': fmt.iso(delivery.get('last_attempt_at')),
+        'last_error': delivery.get('last_error'),
+        'next_attempt_at': fmt.iso(next_at),
+        'next_attempt_in_seconds': None if next_at is None else round(
+            max(0.0, next_at - ctx.now), 1),
+        'dropped_at': fmt.iso(refused + ctx.deadline) if refused else None,
+    }
+
+
+def outbox_list(ctx, args):
+    name = args.cluster
+    entries = ctx.state.outbox_entries(name)
+    if name and not entries and name not in ctx.configured() and (
+            name not in ctx.state.cluster_runtime()):
+        raise CommandError(ctx.no_cluster(name))
+    rows = [_outbox_row(ctx, entry) for entry in entries]
+    return rows, fmt.outbox_table(rows, name, ctx.deadline)
+
+
 def vip_pool_list(ctx, args):
     rows = []
     allocator = ctx.rt.vips if ctx.rt.pools.pools else None
@@ -369,7 +403,7 @@ def build_parser():
     parser.add_argument('--debug', action='store_true',
                         help='log to stderr and show tracebacks')
     objects = parser.add_subparsers(dest='object',
-                                    metavar='{cluster,lb,vip-pool}',
+                                    metavar='{cluster,lb,outbox,vip-pool}',
                                     required=True)
 
     cluster = objects.add_parser('cluster', help='appliance clusters')
@@ -407,6 +441,17 @@ def build_parser():
                      help='the Octavia id of the load balancer')
     _add_format(sub)
     sub.set_defaults(func=lb_show)
+
+    outbox = objects.add_parser('outbox', help='status updates not yet '
+                                'delivered to Octavia')
+    actions = outbox.add_subparsers(dest='action', required=True,
+                                    metavar='{list}')
+    sub = actions.add_parser('list', help='every status update waiting for '
+                             'delivery: cluster, load balancer, age, failed '
+                             'attempts, next retry, last error')
+    sub.add_argument('--cluster', metavar='NAME', help='only this cluster')
+    _add_format(sub)
+    sub.set_defaults(func=outbox_list)
 
     pools = objects.add_parser('vip-pool', help='VIP address pools')
     actions = pools.add_subparsers(dest='action', required=True,

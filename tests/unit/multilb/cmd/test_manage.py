@@ -4,6 +4,7 @@ Every test calls ``main([...])`` as the console script does and checks
 what an operator sees: stdout, stderr and the exit code.
 """
 
+import datetime
 import json
 import re
 import socket
@@ -12,6 +13,8 @@ import time
 import pytest
 
 from multilb.cmd import manage
+from multilb import octavia as octavia_mod
+from multilb import outbox as outbox_mod
 from multilb import placement
 from multilb import runtime
 from multilb import state as state_mod
@@ -130,7 +133,7 @@ def test_cluster_list_json(capsys, conf_path, fleet):
     assert set(alpha) == {
         'name', 'backend', 'state', 'error', 'draining', 'admin', 'placed',
         'max_loadbalancers', 'health', 'breaker', 'pending_intents',
-        'pending_loadbalancers', 'outbox'}
+        'pending_loadbalancers', 'outbox', 'outbox_failing'}
     assert alpha['state'] == 'active' and alpha['error'] is None
     assert (alpha['placed'], alpha['max_loadbalancers']) == (2, 10)
     assert (alpha['pending_intents'], alpha['pending_loadbalancers'],
@@ -380,6 +383,106 @@ def test_lb_show_unknown(capsys, conf_path, fleet):
     assert '(listener-1 is a listener of load balancer lb-1)' in err
 
 
+# -- outbox list -------------------------------------------------------------
+
+DB_DOWN = ('loadbalancers lb-1: (pymysql.err.OperationalError) (2003, '
+           '"Can\'t connect to MySQL server on \'127.0.0.1\'")')
+
+
+@pytest.fixture
+def refused(fleet):
+    """lb-1's status update on alpha refused twice by Octavia (its
+    database away), as the agent's outbox records it in the store."""
+    key = fleet.complete('lb-1', 'alpha', [], status={'loadbalancers': [
+        {'id': 'lb-1', 'provisioning_status': 'ACTIVE'}]})
+    octavia = fixtures.FakeOctavia()
+    octavia.update_errors = [octavia_mod.StatusRejected(DB_DOWN)] * 2
+    box = outbox_mod.Outbox('alpha', fleet, octavia)
+    assert box.deliver(key) is False
+    record = fleet.outbox_entry(key)['delivery']
+    fleet.record_delivery_failure(key, dict(
+        record, next_attempt_at=time.time()))    # due again
+    box.deliver_all()
+    assert octavia.update_attempts == 2
+    return key
+
+
+def test_outbox_list_table(capsys, conf_path, fleet, refused):
+    code, out, err = run(capsys, 'outbox', 'list', conf=conf_path)
+    assert (code, err) == (0, '')
+    lines = out.splitlines()
+    assert lines[0].split() == ['CLUSTER', 'LOAD', 'BALANCER', 'AGE',
+                                'ATTEMPTS', 'NEXT', 'RETRY', 'LAST', 'ERROR']
+    assert re.fullmatch(r'alpha +lb-1 +\ds +2 +now +refused: '
+                        + re.escape(DB_DOWN), lines[1]), lines[1]
+    assert re.fullmatch(r'beta +lb-3 +\ds +0 +now +-', lines[2]), lines[2]
+    assert lines[4] == ('A status update Octavia keeps refusing is dropped '
+                        '1d after its first refusal ([multilb] '
+                        'status_delivery_deadline).')
+    [(key, _entry)] = fleet.outbox('beta')
+    fleet.record_delivery_failure(key, {
+        'attempts': 7, 'next_attempt_at': time.time() + 95,
+        'last_error': 'driver agent unreachable: socket gone'})
+    code, out, err = run(capsys, 'outbox', 'list', '--cluster', 'beta',
+                         conf=conf_path)
+    assert [line.split() for line in out.splitlines()[1:3]] == [
+        ['beta', 'lb-3', '0s', '7', 'in', '1m', 'driver', 'agent',
+         'unreachable:', 'socket', 'gone'], []]
+
+
+def test_outbox_list_json(capsys, conf_path, fleet, refused):
+    rows = run_json(capsys, conf_path, 'outbox', 'list')
+    assert [(r['cluster'], r['loadbalancer_id']) for r in rows] == [
+        ('alpha', 'lb-1'), ('beta', 'lb-3')]
+    alpha, beta = rows
+    assert set(alpha) == {
+        'cluster', 'loadbalancer_id', 'key', 'created_at', 'age_seconds',
+        'attempts', 'first_failure_at', 'last_attempt_at', 'last_error',
+        'next_attempt_at', 'next_attempt_in_seconds', 'dropped_at'}
+    assert alpha['key'] == refused
+    assert (alpha['attempts'], alpha['last_error']) == (
+        2, 'refused: ' + DB_DOWN)
+    assert 0 < alpha['next_attempt_in_seconds'] <= 0.5
+    assert 0 <= alpha['age_seconds'] < 30
+    first = datetime.datetime.fromisoformat(alpha['first_failure_at'])
+    dropped = datetime.datetime.fromisoformat(alpha['dropped_at'])
+    assert (dropped - first).total_seconds() == 86400
+    assert beta['attempts'] == 0
+    assert (beta['last_error'], beta['first_failure_at'],
+            beta['next_attempt_in_seconds'], beta['dropped_at']) == (
+                None, None, None, None)
+
+
+def test_outbox_failures_show_in_the_cluster_views(
+        capsys, conf_path, fleet, refused):
+    code, out, _err = run(capsys, 'cluster', 'list', conf=conf_path)
+    [alpha] = [line for line in out.splitlines() if line.startswith('alpha')]
+    assert alpha.endswith('  3        1 (1 failing)')
+    row = run_json(capsys, conf_path, 'cluster', 'show', 'alpha')
+    assert (row['outbox'], row['outbox_failing']) == (1, 1)
+    code, out, _err = run(capsys, 'cluster', 'show', 'alpha',
+                          conf=conf_path)
+    assert ('outbox           1 status update(s) not yet delivered, 1 '
+            'failing (see outbox list)\n') in out
+    assert run_json(capsys, conf_path, 'lb', 'show', 'lb-1')['outbox'] == 1
+
+
+def test_outbox_list_empty_and_unknown_cluster(capsys, conf_path, state):
+    code, out, err = run(capsys, 'outbox', 'list', conf=conf_path)
+    assert (code, out, err) == (
+        0, 'no status update is waiting for delivery\n', '')
+    code, out, err = run(capsys, 'outbox', 'list', '--cluster', 'alpha',
+                         conf=conf_path)
+    assert out == 'no status update is waiting for delivery on cluster ' \
+        'alpha\n'
+    assert run_json(capsys, conf_path, 'outbox', 'list') == []
+    code, out, err = run(capsys, 'outbox', 'list', '--cluster', 'nope',
+                         conf=conf_path)
+    assert (code, out) == (2, '')
+    assert err == ('multilb-manage: error: no cluster nope; configured '
+                   'clusters: alpha, beta, nosuch\n')
+
+
 # -- errors ------------------------------------------------------------------
 
 def closed_port():
@@ -390,7 +493,8 @@ def closed_port():
 
 @pytest.mark.parametrize('argv', [
     ['cluster', 'list'], ['cluster', 'show', 'alpha'],
-    ['cluster', 'drain', 'alpha'], ['lb', 'show', 'lb-1']])
+    ['cluster', 'drain', 'alpha'], ['lb', 'show', 'lb-1'],
+    ['outbox', 'list']])
 def test_store_unreachable(capsys, tmp_path, argv):
     url = 'etcd3+http://127.0.0.1:%d?timeout=1' % closed_port()
     conf = fixtures.write_conf(tmp_path, CLUSTERS,
@@ -489,7 +593,8 @@ def test_config_dir(capsys, tmp_path, state):
 
 @pytest.mark.parametrize('argv', [
     [], ['cluster'], ['lb'], ['cluster', 'list'], ['cluster', 'show'],
-    ['cluster', 'drain'], ['cluster', 'undrain'], ['lb', 'show']])
+    ['cluster', 'drain'], ['cluster', 'undrain'], ['lb', 'show'],
+    ['outbox'], ['outbox', 'list']])
 def test_help_at_every_level(capsys, argv):
     code, out, err = run(capsys, *argv, '--help')
     assert (code, err) == (0, '')
