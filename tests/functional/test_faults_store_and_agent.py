@@ -12,11 +12,18 @@ agent go away while users keep working.
 * The agent is stopped after the appliance took a change but before the
   status reached Octavia: multilb's durable outbox delivers it after the
   restart.
+* Octavia's database goes away for 20 s while five operations are being
+  applied: MariaDB stopped (the driver agent's status writes wait for it),
+  then MariaDB refusing writes (the driver agent refuses each status
+  update as if its record were bad). Every status arrives once the
+  database is back: multilb retries refused updates instead of dropping
+  them, and one load balancer never holds back another.
 
 The module runs its own fleet (etcd + MariaDB + Octavia + FAKE clusters) so
 that stopping etcd or the driver agent disturbs no other test.
 """
 
+import collections
 import time
 
 import pytest
@@ -32,6 +39,17 @@ PROJECT = 'proj-e2e'
 ETCD_OUTAGE = 8
 AGENT_OUTAGE = 30
 SETTLE = 120
+DB_OUTAGE = 20
+# Appliance calls outlast the agent's pick-up and graph read (about a
+# second, up to 4 s on a busy host) and end while MariaDB is stopped, so
+# the outage hits the status delivery, not the graph read.
+DB_LATENCY = 8.0
+DB_STOP_AFTER = 4.0
+# After the database is back: a refused entry's next retry is at most the
+# outbox's 30 s backoff away, a write waiting in the driver agent retries
+# its connection every 10 s (oslo.db), and a timed-out one (30 s) is
+# retried by multilb within 5 s.
+DB_RECOVERY = 60
 # How long octavia-driver-agent lets a provider agent finish after SIGTERM
 # (localstack's 5 s, raised so that the shutdown test's appliance call
 # always ends inside it; a later [driver_agent] section wins).
@@ -312,3 +330,176 @@ def test_status_applied_during_agent_shutdown_is_delivered_after_restart(
     fleet_mod.wait_for(
         lambda: manage_json(fleet, 'lb', 'show', lb.id)['outbox'] == 0,
         timeout=30, interval=0.5, what='outbox entry acknowledged')
+
+
+# -- Octavia's database away -------------------------------------------------
+
+class FiveOperations:
+    """One operation on each of five load balancers of their own (the API
+    locks each until its status arrives, and separate ones show that a
+    failing load balancer does not hold back another), made while the
+    appliance is slow so that each is inside its appliance call when the
+    database goes away and its status update meets the outage. Each
+    :meth:`start` makes a new round of changes on the same load
+    balancers."""
+
+    NAMES = ('listener', 'pool', 'member', 'monitor', 'loadbalancer')
+
+    def __init__(self, fleet, conn):
+        self.fleet, self.conn, self.lbc = fleet, conn, conn.load_balancer
+        self.ids = dict(zip(self.NAMES, [
+            create_lb(conn, 'db-' + n, FULL_GRAPH) for n in self.NAMES]))
+        for lb_id in self.ids.values():
+            settled(conn, lb_id)
+        wait_quiet(fleet)
+        spread = collections.Counter(fleet.appliance(i)[0]
+                                     for i in self.ids.values())
+        # A fifth job on one cluster would wait for a free worker (4 per
+        # cluster) and read its graph during the outage instead.
+        assert max(spread.values()) <= 4, spread
+        [self.listener] = listeners_of(conn, self.ids['listener'])
+        [self.pool] = pools_of(conn, self.ids['pool'])
+        [self.grown] = pools_of(conn, self.ids['member'])
+        [monitored] = pools_of(conn, self.ids['monitor'])
+        self.monitor_id = monitored.health_monitor_id
+        self.round = 0
+        self.added = None
+
+    def start(self):
+        lbc = self.lbc
+        self.round += 1
+        self.algorithm = ('LEAST_CONNECTIONS', 'SOURCE_IP')[self.round % 2]
+        self.fleet.set_faults(latency=DB_LATENCY)
+        lbc.update_listener(self.listener, connection_limit=320 + self.round)
+        lbc.update_pool(self.pool, lb_algorithm=self.algorithm)
+        self.added = lbc.create_member(
+            self.grown, address='192.0.2.%d' % (100 + self.round),
+            protocol_port=8080)
+        lbc.update_health_monitor(self.monitor_id, delay=6 + self.round)
+        lbc.update_load_balancer(self.ids['loadbalancer'],
+                                 description='db outage %d' % self.round)
+        assert {prov(lbc.get_load_balancer, i) for i in self.ids.values()
+                } == {'PENDING_UPDATE'}
+        time.sleep(DB_STOP_AFTER)
+
+    def waiting(self):
+        """``{lb id: outbox list row}`` of the five, as an operator sees
+        them while the database is away."""
+        rows = {r['loadbalancer_id']: r
+                for r in manage_json(self.fleet, 'outbox', 'list')}
+        missing = set(self.ids.values()) - set(rows)
+        assert not missing, ('applied during the outage and waiting for '
+                             'delivery', missing, rows)
+        return {i: rows[i] for i in self.ids.values()}
+
+    def settle(self, since):
+        """Wait for every final status; ``{name: seconds after since}``."""
+        arrived = {}
+        for name, lb_id in self.ids.items():
+            settled(self.conn, lb_id)
+            arrived[name] = round(time.monotonic() - since, 1)
+        return arrived
+
+    def check(self):
+        lbc = self.lbc
+        assert prov(lbc.get_listener, self.listener.id) == ACTIVE
+        assert lbc.get_listener(self.listener.id).connection_limit == \
+            320 + self.round
+        assert prov(lbc.get_pool, self.pool.id) == ACTIVE
+        assert lbc.get_pool(self.pool.id).lb_algorithm == self.algorithm
+        assert prov(lbc.get_member, self.added.id, self.grown) == ACTIVE
+        assert prov(lbc.get_health_monitor, self.monitor_id) == ACTIVE
+        assert lbc.get_health_monitor(self.monitor_id).delay == \
+            6 + self.round
+        assert lbc.get_load_balancer(self.ids['loadbalancer']).description \
+            == 'db outage %d' % self.round
+        for lb_id in self.ids.values():
+            assert_all_active(self.conn, lb_id)
+
+
+@pytest.fixture(scope='module')
+def five(fleet):
+    """The five load balancers of the database tests (made once: the
+    module's clusters hold 20)."""
+    return FiveOperations(fleet, fleet.connection())
+
+
+def test_mariadb_stopped_statuses_arrive_when_it_returns(fleet, conn, five):
+    """MariaDB stopped for real: Octavia's driver agent writes each status
+    from a forked process that keeps retrying its database connection
+    (oslo.db: 10 s apart) and answers when it can, or not within its
+    client's 30 s (multilb then retries). Every status arrives once the
+    database is back, and the API and driver agent reconnect."""
+    ops = five
+    log_from = len(fleet.agent_log())
+    ops.start()
+
+    fleet.db.stop()
+    down_since = time.monotonic()
+    try:
+        assert not fleet.db.service.alive()
+        time.sleep(DB_OUTAGE)
+        ops.waiting()
+    finally:
+        fleet.set_faults()
+        fleet.db.start()
+    back = time.monotonic()
+
+    arrived = ops.settle(back)
+    print('\nMariaDB stopped %.0fs; final statuses %s s after it was back'
+          % (back - down_since, arrived))
+    assert max(arrived.values()) < DB_RECOVERY, arrived
+    ops.check()
+    log = fleet.agent_log()[log_from:]
+    # The status writes met the outage and were retried, by Octavia's
+    # status writers (and by multilb whenever one of them timed out).
+    assert 'SQL connection failed' in log
+    assert 'Octavia refused the status update for load balancer' not in log
+
+    # The fleet works on: Octavia's processes reconnected to the database.
+    after = make_lb(conn, 'after-db-restart', listeners=FULL_GRAPH)
+    assert_all_active(conn, after.id)
+    wait_quiet(fleet)
+    assert_capacity_matches_octavia(fleet, conn)
+
+
+def test_database_refusing_writes_statuses_arrive_when_it_recovers(
+        fleet, conn, five):
+    """MariaDB up but refusing writes for 20 s (read-only, as a Galera node
+    that lost its primary component refuses them): the driver agent
+    answers each status update with an error naming the record, as for a
+    bad record. multilb keeps retrying with backoff instead of dropping it
+    after five tries, and one load balancer never holds back another."""
+    ops = five
+    log_from = len(fleet.agent_log())
+    ops.start()
+
+    fleet.db.sql('SET GLOBAL read_only = ON')
+    refusing_since = time.monotonic()
+    try:
+        time.sleep(DB_OUTAGE)
+        for lb_id, row in ops.waiting().items():
+            # Refused again and again and still there: they used to be
+            # dropped after five tries, half a second apart.
+            assert row['attempts'] >= 3, row
+            assert row['last_error'].startswith('refused: '), row
+            assert 'read-only' in row['last_error'], row
+    finally:
+        fleet.set_faults()
+        fleet.db.sql('SET GLOBAL read_only = OFF')
+    back = time.monotonic()
+
+    arrived = ops.settle(back)
+    print('\nMariaDB read-only %.0fs; final statuses %s s after it was '
+          'writable' % (back - refusing_since, arrived))
+    assert max(arrived.values()) < DB_RECOVERY, arrived
+    ops.check()
+    log = fleet.agent_log()[log_from:]
+    for lb_id in ops.ids.values():
+        assert ('status update for load balancer %s not delivered '
+                '(refused by Octavia, attempt 1,' % lb_id) in log
+        assert ('status update for load balancer %s delivered after'
+                % lb_id) in log
+    assert 'Octavia refused the status update for load balancer' not in log
+    wait_quiet(fleet)
+    assert_capacity_matches_octavia(fleet, conn)

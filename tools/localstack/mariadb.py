@@ -99,7 +99,8 @@ user = root
 
     def start(self):
         """Initialise the data directory if needed, start mariadbd and
-        wait until it answers ``mariadb-admin ping``."""
+        wait until it answers ``mariadb-admin ping``. After :meth:`stop`
+        it starts again on the same port with the same data."""
         if self.service is not None and self.service.alive():
             return self
         os.makedirs(self.dir, exist_ok=True)
