@@ -10,16 +10,21 @@ it, and otherwise only past ``[multilb] status_delivery_deadline``.
 Policy:
 
 * **Refused** (:class:`~multilb.octavia.StatusRejected`): the driver agent
-  answers a status write it could not perform (its database restarting, a
-  Galera failover) exactly like a bad record, so every refusal is retried,
-  per entry, 0.5 s doubling up to :data:`MAX_BACKOFF`. An entry still
-  refused ``status_delivery_deadline`` seconds after its first refusal is
-  dropped with one ERROR (load balancer, cluster, how long, last error and
-  the status it carried): its objects keep what Octavia shows.
-* **Unreachable** (:class:`~multilb.octavia.OctaviaUnavailable`: nothing
-  was processed): the whole cluster's delivery backs off, 0.5 s doubling up
-  to :data:`MAX_UNAVAILABLE_BACKOFF`, so that statuses flow within seconds
-  of the driver agent's return. Nothing is dropped for it.
+  answers a status write it could not perform (its database failing over
+  or refusing writes) exactly like a bad record, so every refusal is
+  retried, per entry, 0.5 s doubling up to :data:`MAX_BACKOFF`. An entry
+  still refused ``status_delivery_deadline`` seconds after its first
+  refusal is dropped with one ERROR (load balancer, cluster, how long,
+  last error and the status it carried): its objects keep what Octavia
+  shows.
+* **Unreachable** (:class:`~multilb.octavia.OctaviaUnavailable`: no
+  socket, or no answer within the driver library's 30 s): the whole
+  cluster's delivery backs off, 0.5 s doubling up to
+  :data:`MAX_UNAVAILABLE_BACKOFF`, so that statuses flow within seconds of
+  the driver agent's return. Nothing is dropped for it. (While its
+  database is stopped, Octavia 19 writes each update from a process that
+  waits for the database: the call returns once it is back, or ends here
+  after 30 s while that process may still write it later.)
 * **Order**: the entries of one load balancer are delivered oldest first;
   one that waits (failed, or being sent by another thread) holds back the
   newer entries of its load balancer only. Entries are per load balancer

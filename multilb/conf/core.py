@@ -55,15 +55,15 @@ opts = [
     cfg.FloatOpt(
         'status_delivery_deadline', default=86400.0, min=60.0,
         help='Seconds during which the agent keeps retrying a status update '
-             'that Octavia refuses (its database restarting, a Galera '
-             'failover: the driver agent answers both like a bad record), '
-             'with a backoff from 0.5 s doubling up to 30 s, counted from '
-             'the first refusal. Past it the update is dropped with one '
-             'ERROR naming the load balancer, and its objects keep the '
-             'status Octavia shows (PENDING_* until an operator fixes '
-             'them). While the driver agent is unreachable nothing is '
-             'dropped. Failing updates are listed by "multilb-manage '
-             'outbox list".'),
+             'that Octavia refuses (the driver agent refuses an update it '
+             'cannot write, e.g. while its database fails over, as it '
+             'refuses a bad record), with a backoff from 0.5 s doubling up '
+             'to 30 s, counted from the first refusal. Past it the update '
+             'is dropped with one ERROR naming the load balancer and the '
+             'cluster, and its objects keep the status Octavia shows '
+             '(PENDING_* until an operator fixes them). While the driver '
+             'agent is unreachable nothing is dropped. Waiting updates are '
+             'listed by "multilb-manage outbox list".'),
     cfg.FloatOpt(
         'apply_retry_timeout', default=300.0, min=0.0,
         help='Seconds during which the agent retries an appliance that is '

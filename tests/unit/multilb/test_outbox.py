@@ -2,9 +2,9 @@
 
 Entries are written as the worker writes them (``State.complete``) into a
 sqlite store in ``tmp_path``; a fake Octavia refuses the status updates of
-chosen load balancers, as the driver agent does while its database is
-away. Time moves with the ``clock`` fixture (frozen here, so that backoffs
-come out exact), never by sleeping.
+chosen load balancers, as the driver agent does while its database
+refuses writes. Time moves with the ``clock`` fixture (frozen here, so
+that backoffs come out exact), never by sleeping.
 """
 
 import logging
