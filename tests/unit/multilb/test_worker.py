@@ -327,26 +327,6 @@ def test_undelivered_status_stays_in_outbox_until_a_later_scan(
     assert env.state.outbox('alpha') == []
 
 
-def test_rejected_status_is_dropped_after_five_attempts(env):
-    env.create_active()
-    env.driver.loadbalancer_update(fx.full_lb(),
-                                   dm.LoadBalancer(loadbalancer_id=LB))
-    env.octavia.update_errors.extend(
-        [fx.StatusRejected('loadbalancers lb-1: bad')] * 5)
-
-    env.process()                                   # attempt 1
-    for attempt in (2, 3, 4):
-        env.worker.deliver_outbox()
-        assert len(env.state.outbox('alpha')) == 1, attempt
-    env.worker.deliver_outbox()                     # attempt 5: dropped
-
-    assert env.octavia.update_attempts == 5
-    assert env.state.outbox('alpha') == []
-    assert env.octavia.statuses == []
-    env.worker.deliver_outbox()
-    assert env.octavia.update_attempts == 5
-
-
 # -- crashes ------------------------------------------------------------------
 
 
