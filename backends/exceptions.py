@@ -4,7 +4,9 @@ BackendError
  ├── BackendUnavailable   transient: cannot reach / overloaded; retried until
  │                        [multilb] apply_retry_timeout, then ERROR
  ├── BackendRejected      permanent: the appliance refused this configuration;
- │                        the object goes to ERROR at once
+ │                        the objects it names (``object_ids``; else the
+ │                        operation's targets) go to ERROR at once and are
+ │                        held out of later applies of their load balancer
  └── UnsupportedFeature   the request uses something this backend cannot do;
                           raised by ``check_supported`` in the API process
 """
@@ -19,7 +21,18 @@ class BackendUnavailable(BackendError):
 
 
 class BackendRejected(BackendError):
-    """The cluster refused the configuration; retrying will not help."""
+    """The cluster refused the configuration; retrying will not help.
+
+    :param object_ids: the objects of the graph the cluster refused, when
+        the backend can tell (an L7 rule whose regex it cannot compile, a
+        member address it cannot route). multilb then applies the rest of
+        the load balancer without them. Empty: multilb holds out the
+        objects the operation created or changed.
+    """
+
+    def __init__(self, *args, object_ids=()):
+        super().__init__(*args)
+        self.object_ids = tuple(object_ids)
 
 
 class UnsupportedFeature(BackendError):

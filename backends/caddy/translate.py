@@ -126,6 +126,7 @@ are checked; redirect targets may hold no control characters.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 
@@ -212,6 +213,22 @@ def _reject(message, *args):
     raise exceptions.BackendRejected('caddy: ' + message % args)
 
 
+def _about(object_id):
+    """A rejection raised inside names ``object_id`` as the refused object
+    (the innermost ``_about`` wins): multilb applies the rest without it."""
+    return _about_all([object_id])
+
+
+@contextlib.contextmanager
+def _about_all(object_ids):
+    try:
+        yield
+    except exceptions.BackendRejected as exc:
+        if not exc.object_ids:
+            exc.object_ids = tuple(oid for oid in object_ids if oid)
+        raise
+
+
 def _duration(ms):
     return '%ds' % (ms // 1000) if ms % 1000 == 0 else '%dms' % ms
 
@@ -248,9 +265,11 @@ def check(graph):
         if not isinstance(value, str) or not _ID.fullmatch(value):
             _reject('invalid %s id %r', kind, value)
     for listener in graph.get('listeners') or []:
-        _check_listener(listener)
+        with _about(listener.get('listener_id')):
+            _check_listener(listener)
     for pool in graph.get('pools') or []:
-        _check_pool(pool)
+        with _about(pool.get('pool_id')):
+            _check_pool(pool)
 
 
 def _unsupported(what, value, attr):
@@ -293,7 +312,8 @@ def _check_listener(listener):
                 _reject('SNI certificate of listener %s lacks certificate, '
                         'key or primary_cn', listener['listener_id'])
     for policy in listener.get('l7policies') or []:
-        _check_policy(policy)
+        with _about(policy.get('l7policy_id')):
+            _check_policy(policy)
 
 
 def _check_policy(policy):
@@ -310,7 +330,8 @@ def _check_policy(policy):
         _reject('L7 policy %s: %s is missing or holds control characters '
                 'or backslashes', policy['l7policy_id'], field)
     for rule in policy.get('rules') or []:
-        _check_rule(rule)
+        with _about(rule.get('l7rule_id')):
+            _check_rule(rule)
 
 
 def _check_rule(rule):
@@ -341,19 +362,23 @@ def _check_pool(pool):
     if pool.get('tls_enabled'):
         _reject('pool tls_enabled (TLS to members) is not supported')
     for member in pool.get('members') or []:
-        _hostport(member.get('address'), member.get('protocol_port'),
-                  'member')
+        with _about(member.get('member_id')):
+            _hostport(member.get('address'), member.get('protocol_port'),
+                      'member')
     hm = pool.get('healthmonitor')
     if hm:
-        _unsupported('health monitor type', hm.get('type'),
-                     'SUPPORTED_HEALTH_MONITOR_TYPES')
+        with _about(hm.get('healthmonitor_id')):
+            _unsupported('health monitor type', hm.get('type'),
+                         'SUPPORTED_HEALTH_MONITOR_TYPES')
     if not hm or not _enabled(hm):
         return
-    if pool.get('protocol') != c.PROTOCOL_HTTP:
-        _reject('health monitors on %s pools are not supported (Caddy '
-                'checks would carry no PROXY header)', pool.get('protocol'))
-    _expect_status(hm.get('expected_codes'))
-    _monitor_port(pool)
+    with _about(hm.get('healthmonitor_id')):
+        if pool.get('protocol') != c.PROTOCOL_HTTP:
+            _reject('health monitors on %s pools are not supported (Caddy '
+                    'checks would carry no PROXY header)',
+                    pool.get('protocol'))
+        _expect_status(hm.get('expected_codes'))
+        _monitor_port(pool)
 
 
 def _expect_status(codes):
@@ -377,12 +402,19 @@ def _expect_status(codes):
 
 def _monitor_port(pool):
     members = [m for m in pool.get('members') or [] if _enabled(m)]
-    if any(m.get('monitor_address') for m in members):
-        _reject('member monitor_address is not supported')
+    for m in members:
+        if m.get('monitor_address'):
+            with _about(m.get('member_id')):
+                _reject('member monitor_address is not supported')
     ports = {m.get('monitor_port') for m in members}
     if len(ports) > 1:
-        _reject('members of pool %s have different monitor_port values; '
-                'Caddy checks every member on one port', pool['pool_id'])
+        # the members off the first member's port are the odd ones out
+        first = members[0].get('monitor_port')
+        with _about_all([m.get('member_id') for m in members
+                         if m.get('monitor_port') != first]):
+            _reject('members of pool %s have different monitor_port '
+                    'values; Caddy checks every member on one port',
+                    pool['pool_id'])
     return ports.pop() if ports else None
 
 

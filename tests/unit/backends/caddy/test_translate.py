@@ -462,6 +462,20 @@ REFUSED = {
 }
 
 
+# the object each refusal names (none: ids Caddy cannot use and the VIP
+# are the load balancer's own problem)
+NAMED = {'expected_codes': 'hm-1', 'health monitor type HTTPS': 'hm-1',
+         'health monitor type TCP': 'hm-1', 'member address': 'm-1',
+         'member port': 'm-1', 'monitor_address': 'm-1',
+         'algorithm SOURCE_IP_PORT': 'pool-web',
+         'pool protocol HTTPS': 'pool-web', 'tls_enabled': 'pool-web',
+         'session persistence APP_COOKIE': 'pool-web',
+         'allowed_cidrs': 'li-http', 'client_authentication': 'li-http',
+         'connection_limit': 'li-http', 'listener protocol TCP': 'li-http',
+         'insert_headers X-SSL-Client-DN': 'li-http',
+         'tls_versions TLSv1.1': 'li-http'}
+
+
 @pytest.mark.parametrize('what', sorted(REFUSED))
 def test_refused(what):
     path, value = REFUSED[what]
@@ -471,6 +485,8 @@ def test_refused(what):
     with pytest.raises(exceptions.BackendRejected) as raised:
         translate.servers(graph)
     assert str(raised.value).startswith('caddy: ')
+    # the refused object is named: multilb applies the rest without it
+    assert raised.value.object_ids == tuple(filter(None, [NAMED.get(what)]))
     if what != 'listen address':        # certificates need no address
         with pytest.raises(exceptions.BackendRejected):
             translate.certificates(graph)
@@ -490,8 +506,10 @@ def test_members_with_different_monitor_ports_refused():
     graph['pools'][0]['members'] += [member('m-2', '192.0.2.2',
                                             monitor_port=81)]
     graph['pools'][0]['healthmonitor'] = hm()
-    with pytest.raises(exceptions.BackendRejected, match='monitor_port'):
+    with pytest.raises(exceptions.BackendRejected,
+                       match='monitor_port') as raised:
         translate.servers(graph)
+    assert raised.value.object_ids == ('m-2',)
 
 
 @pytest.mark.parametrize('bad', [
@@ -509,8 +527,9 @@ def test_bad_rules_refused(bad):
     graph['listeners'][0]['l7policies'] = [policy('p', 'REJECT', [
         rule('r', fields.pop('type'), fields.pop('compare_type'),
              fields.pop('value'), **fields)])]
-    with pytest.raises(exceptions.BackendRejected):
+    with pytest.raises(exceptions.BackendRejected) as raised:
         translate.servers(graph)
+    assert raised.value.object_ids == ('r',)
 
 
 @pytest.mark.parametrize('fields', [
@@ -526,8 +545,9 @@ def test_bad_policies_refused(fields):
     graph['listeners'][0]['l7policies'] = [policy(
         'p', fields.pop('action'),
         [rule('r', 'PATH', 'EQUAL_TO', '/')], **fields)]
-    with pytest.raises(exceptions.BackendRejected):
+    with pytest.raises(exceptions.BackendRejected) as raised:
         translate.servers(graph)
+    assert raised.value.object_ids == ('p',)
 
 
 def test_tls_listener_needs_its_certificates():
