@@ -253,6 +253,33 @@ def _loadbalancer(builder, intent, ctx):
                 ctx.operating('loadbalancer', graph))
 
 
+def refuse(status, refused, graph, healed=(), held=()):
+    """``status`` (a new dict) with the objects the appliance refused in
+    ERROR and the ones it took after refusing them before (``healed``)
+    ACTIVE: those the operation locked change, the others are added (a
+    real change of their status). Objects still held out (``held``) stay
+    ERROR if the operation locked them. The operating status of a refused
+    object is left as Octavia has it."""
+    found = {k: [dict(r) for r in records] for k, records in status.items()}
+    done = set()
+    errors = set(refused) | set(held)
+    for records in found.values():
+        for record in records:
+            if record['id'] in errors and \
+                    record.get('provisioning_status') != DELETED:
+                record['provisioning_status'] = ERROR
+                record.pop('operating_status', None)
+            done.add(record['id'])
+    types = graphs.object_ids(graph)
+    for oid, value in sorted([(i, ERROR) for i in refused] +
+                             [(i, ACTIVE) for i in healed]):
+        if oid in types and oid not in done:
+            found.setdefault(graphs.STATUS_KEYS[types[oid]], []).append(
+                {'id': oid, 'provisioning_status': value})
+            done.add(oid)
+    return found
+
+
 _PARENT_TYPES = {'listener': 'listener', 'l7policy': 'listener',
                  'l7rule': 'l7policy', 'member': 'pool',
                  'healthmonitor': 'pool', 'pool': 'listener'}

@@ -6,7 +6,8 @@ never delays another. A scan delivers the cluster's status outbox, then hands
 every load balancer with pending intents to the pool (one job per load
 balancer at a time). A job waits until Octavia has committed what the intents
 describe, applies the whole load balancer with the backend, and records the
-outcome and the status update in one commit before delivering it.
+outcome and the status update in one commit before delivering it. Objects
+the cluster refused are held out of later applies (:mod:`multilb.refused`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from multilb import monitor as monitor_mod
 from multilb import octavia as octavia_mod
 from multilb import outbox as outbox_mod
 from multilb import probing
+from multilb import refused as refused_mod
 from multilb import status as statuses
 
 LOG = logging.getLogger(__name__)
@@ -380,14 +382,18 @@ class ClusterWorker(probing.ProbingMixin):
                   self.name, _describe(intents), exc)
         return False
 
+    def _apply_graph(self, desired):
+        # defence in depth: the API refused these already
+        self.guard.check_graph(desired, self.cluster.member_networks)
+        self.backend.apply_loadbalancer(desired)
+
     def _apply(self, lb_id, intents, dropped, graph, record, now):
         gone = statuses.deleting(intents, graph, record)
-        desired = graphs.prune(graph, gone)
         started = time.monotonic()
         try:
-            # defence in depth: the API refused these already
-            self.guard.check_graph(desired, self.cluster.member_networks)
-            self.backend.apply_loadbalancer(desired)
+            desired, held, refused = refused_mod.apply(
+                self._apply_graph, graph, intents, gone, record,
+                (lb_id, self.name))
             ok = True
         except Exception as exc:  # noqa: B902 - any failure ends in ERROR
             self._note_error()
@@ -401,18 +407,24 @@ class ClusterWorker(probing.ProbingMixin):
                                       observes=observes, sent=sent)
         if ok and observes and self.monitor is not None:
             status = self.monitor.overlay(status, desired)
-        # Index what Octavia has (objects in ERROR included: the user may
-        # still update or delete them) and forget what was deleted.
-        present = graphs.object_ids(desired if ok else graph)
+        # Index what Octavia has (objects in ERROR or held out included:
+        # the user may still update or delete them), forget what was
+        # deleted.
+        kept = graphs.prune(graph, gone) if ok else graph
+        present = graphs.object_ids(kept)
         indexed = set(record.get('indexed', []))
         new_record = dict(record, indexed=sorted(present))
         if ok:
-            new_record['pools'] = graphs.pool_members(desired)
-            new_record['listeners'] = len(desired['listeners'])
-            new_record['locks'] = statuses.locks(desired)
+            status = statuses.refuse(
+                status, refused, graph,
+                healed=refused_mod.healed(record, desired, held | refused),
+                held=held)
+            new_record['pools'] = graphs.pool_members(kept)
+            new_record['listeners'] = len(kept['listeners'])
+            new_record['locks'] = statuses.locks(kept)
             new_record['applied'] = True
-        free = self._rebind(new_record, desired if ok else graph,
-                            intents + dropped)
+            new_record['refused'] = sorted(held | refused)
+        free = self._rebind(new_record, kept, intents + dropped)
         key = self.state.complete(
             lb_id, self.name, intents + dropped, status=status,
             record=new_record,
@@ -424,7 +436,10 @@ class ClusterWorker(probing.ProbingMixin):
             self.monitor.remember(lb_id, desired)
         LOG.info('Load balancer %s on cluster %s: %s %s in %.3fs', lb_id,
                  self.name, _describe(intents),
-                 'applied' if ok else 'FAILED', time.monotonic() - started)
+                 ('applied without %d refused object(s)' % len(
+                     new_record['refused']) if ok and new_record['refused']
+                  else 'applied') if ok else 'FAILED',
+                 time.monotonic() - started)
         self._deliver(key)
 
     def _delete(self, lb_id, intents, graph, record, now):

@@ -15,6 +15,11 @@ by ``fake_fault_file`` is read on every call, for example::
 
 ``unavailable`` raises :class:`BackendUnavailable` (retried by the agent),
 ``rejected`` raises :class:`BackendRejected` (ERROR at once).
+``"reject_addresses": ["192.0.2.9", ...]`` makes applies of a graph with a
+member on one of those addresses fail with :class:`BackendRejected` naming
+those members (as an appliance refusing an address it cannot route);
+``"reject_unnamed": true`` leaves the names out (a refusal that does not
+say which object is wrong).
 
 With no data plane, a fake cluster observes nothing by default: multilb
 then reports the operating statuses Octavia's amphora driver leaves with
@@ -151,6 +156,7 @@ class FakeBackend(base.ApplianceBackend):
     def apply_loadbalancer(self, graph):
         lb_id = graph['loadbalancer_id']
         self._act('apply', lb_id)
+        self._refuse_addresses(graph)
         with _STATE_LOCK:
             self._lbs[lb_id] = graph
         path = self._mirror_path(lb_id)
@@ -160,6 +166,20 @@ class FakeBackend(base.ApplianceBackend):
             with open(tmp, 'w') as f:
                 json.dump(_redact(graph), f, indent=1, sort_keys=True)
             os.replace(tmp, path)
+
+    def _refuse_addresses(self, graph):
+        faults = self._faults()
+        refused = set(faults.get('reject_addresses') or ())
+        members = [m for p in graph.get('pools') or []
+                   for m in p.get('members') or []
+                   if m.get('address') in refused]
+        if members:
+            raise exceptions.BackendRejected(
+                'fake cluster %s: injected refusal of member address %s' % (
+                    self.cluster.name, ', '.join(
+                        sorted({m['address'] for m in members}))),
+                object_ids=() if faults.get('reject_unnamed') else [
+                    m['member_id'] for m in members])
 
     def delete_loadbalancer(self, loadbalancer_id):
         self._act('delete', loadbalancer_id)
