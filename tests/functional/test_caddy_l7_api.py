@@ -10,7 +10,7 @@ import pytest
 
 from tests.functional import caddy_lab as lab
 from tests.functional import fleet as fleet_mod
-from tests.functional.helpers import api_put, wait_lb
+from tests.functional.helpers import api_put, prov, wait_lb
 from tools.localstack import ports
 
 TRIES = 6       # requests per check: connections spread over both nodes
@@ -199,3 +199,50 @@ def test_rule_values_full_of_regex_metacharacters_match_only_themselves(
         site.settle()
     for path in matching:
         assert site.answered_by(path) == {'a'}
+
+
+def test_a_rule_caddy_refuses_is_error_alone_and_later_changes_apply(site):
+    """Caddy compiles regexes with RE2, which has no look-ahead: the node
+    refuses the rule. That rule goes to ERROR, the load balancer stays
+    ACTIVE without it, later changes apply, and fixing it brings it in."""
+    lbc = site.lbc
+    blocked = lbc.create_l7_policy(
+        listener_id=site.listener.id, name='block', position=1,
+        action='REJECT')
+    site.settle()
+    moved = None
+    try:
+        rule = lbc.create_l7_rule(blocked, type='PATH', compare_type='REGEX',
+                                  value='^/(?!api)blocked')
+        site.settle()
+        assert prov(lbc.get_l7_rule, rule, blocked) == 'ERROR'
+        assert prov(lbc.get_l7_policy, blocked) == 'ACTIVE'
+        # a policy without its rule matches nothing (as in Octavia)
+        assert site.answered_by('/blocked') == {'a'}
+
+        # Before, every later change sent the refused rule again and
+        # failed with it.
+        moved = lbc.create_l7_policy(
+            listener_id=site.listener.id, name='moved', position=2,
+            action='REDIRECT_TO_URL', redirect_url='https://new.example.test/')
+        site.settle()
+        lbc.create_l7_rule(moved, type='PATH', compare_type='EQUAL_TO',
+                           value='/moved')
+        site.settle()
+        assert prov(lbc.get_l7_policy, moved) == 'ACTIVE'
+        assert site.get('/moved')[:2] == (302, 'https://new.example.test/')
+        assert prov(lbc.get_l7_rule, rule, blocked) == 'ERROR'
+        assert site.answered_by('/api/x') == {'b'}
+
+        lbc.update_l7_rule(rule, blocked, value='^/blocked')
+        site.settle()
+        assert prov(lbc.get_l7_rule, rule, blocked) == 'ACTIVE'
+        assert [site.get('/blocked/x')[0] for _ in range(TRIES)] == \
+            [403] * TRIES
+        assert site.answered_by('/other') == {'a'}
+    finally:
+        for policy in (blocked, moved):
+            if policy is not None:
+                lbc.delete_l7_policy(policy)
+                site.settle()
+    assert site.answered_by('/blocked/x') == {'a'}
