@@ -10,7 +10,8 @@ out which enabled clusters are its own (hash ring over live agents), takes
 their locks and runs one :class:`~multilb.worker.ClusterWorker` per owned
 cluster. When an agent dies its memberships and locks expire and the other
 agents take its clusters over; pending work is in the state store, so
-nothing is lost.
+nothing is lost. Clusters that left the configuration while still holding
+load balancers are shared the same way (:mod:`multilb.departed`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from oslo_config import cfg
 
 from multilb import coordination
+from multilb import departed
 from multilb import exceptions
 from multilb import octavia as octavia_mod
 from multilb import runtime
@@ -50,8 +52,9 @@ class Agent:
 
     def rebalance(self):
         """Start workers for clusters we now own, stop the others."""
-        names = set(self.rt.clusters.clusters)
         try:
+            names = set(self.rt.clusters.clusters) | departed.names(
+                self.rt.state, self.rt.clusters)
             owned = self.coordinator.owned(names)
         except exceptions.StoreUnavailable as exc:
             LOG.warning('Agent membership unknown (%s); keeping the clusters '
@@ -66,9 +69,7 @@ class Agent:
                 LOG.info('Cluster %s: lock still held by another agent; '
                          'will retry', name)
                 continue
-            worker = worker_mod.ClusterWorker(
-                self.rt.clusters.clusters[name], self.rt.state, self.octavia,
-                self.settings, guard=self.rt.guard)
+            worker = self._worker(name)
             try:
                 worker.start()
             except Exception:
@@ -78,6 +79,14 @@ class Agent:
             self.workers[name] = worker
             LOG.info('Cluster %s is now served by agent %s', name,
                      self.coordinator.member_id.decode())
+
+    def _worker(self, name):
+        cluster = self.rt.clusters.clusters.get(name)
+        if cluster is None:
+            return DepartedWorker(name, self.rt.state, self.octavia,
+                                  self.settings)
+        return worker_mod.ClusterWorker(cluster, self.rt.state, self.octavia,
+                                        self.settings, guard=self.rt.guard)
 
     def _stop_worker(self, name):
         worker = self.workers.pop(name)
@@ -91,6 +100,27 @@ class Agent:
             self._stop_worker(name)
         self.coordinator.stop()
         LOG.info('multilb agent stopped')
+
+
+class DepartedWorker(worker_mod.ClusterWorker):
+    """A :class:`~multilb.worker.ClusterWorker` for a departed cluster
+    (:mod:`multilb.departed`): no breaker, no probes, no health or
+    statistics polling; pending work and the status outbox are handled as
+    on any cluster."""
+
+    def __init__(self, name, state, octavia, settings):
+        super().__init__(departed.config(name), state, octavia, settings)
+
+    def start(self):
+        self.backend = departed.DepartedBackend(self.cluster)
+        self._start_threads()
+        LOG.warning('Cluster %s is not in [multilb] enabled_clusters but '
+                    'still holds load balancers or status updates: its '
+                    'load balancers can only be deleted (without touching '
+                    'the appliance)', self.name)
+
+    def probe(self, force=False):
+        """Nothing to probe."""
 
 
 def run(exit_event):

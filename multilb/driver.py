@@ -19,6 +19,7 @@ from octavia_lib.api.drivers import provider_base
 
 from backends import exceptions as backend_exc
 from multilb import admission
+from multilb import departed
 from multilb import exceptions
 from multilb import flavors
 from multilb import graph as graphs
@@ -122,7 +123,11 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
     # -- helpers -----------------------------------------------------------
 
     @staticmethod
-    def _cluster_of(rt, lb_id, record):
+    def _cluster_of(rt, lb_id, record, deleting=False):
+        """The cluster holding ``lb_id``. A cluster that left the
+        configuration (:mod:`multilb.departed`) only takes deletes of its
+        load balancers; one disabled by a configuration error takes
+        nothing until the operator fixes it."""
         if record is None:
             raise lib_exc.DriverError(
                 user_fault_string='Load balancer %s is unknown to the '
@@ -131,9 +136,21 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
                                       'load balancer %s' % lb_id)
         name = record['cluster']
         cluster = rt.clusters.clusters.get(name)
+        if cluster is None and name not in rt.clusters.errors:
+            if deleting:
+                return departed.config(name)
+            raise lib_exc.DriverError(
+                user_fault_string='The appliance cluster of load balancer %s '
+                                  'has been retired: the load balancer can '
+                                  'only be deleted; nothing was changed.'
+                                  % lb_id,
+                operator_fault_string='load balancer %s is on cluster %s, '
+                                      'which is not in [multilb] '
+                                      'enabled_clusters: only deleting the '
+                                      'load balancer is possible' % (
+                                          lb_id, name))
         if cluster is None:
-            why = rt.clusters.errors.get(name, 'it is not in [multilb] '
-                                               'enabled_clusters')
+            why = rt.clusters.errors[name]
             raise lib_exc.DriverError(
                 user_fault_string='The appliance cluster of load balancer %s '
                                   'is out of service; nothing was changed. '
@@ -177,7 +194,9 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
         if lb_id is None:
             lb_id = self._lb_of(rt, parent, 'parent object')
         record = rt.state.get_lb(lb_id)
-        cluster = self._cluster_of(rt, lb_id, record)
+        cluster = self._cluster_of(
+            rt, lb_id, record,
+            deleting=(otype, op) == ('loadbalancer', 'delete'))
         if fields is not None:
             self._check(cluster, otype, fields)
             if otype == 'member':

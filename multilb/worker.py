@@ -99,17 +99,21 @@ class ClusterWorker(probing.ProbingMixin):
         self.backend = cluster.backend_class(cluster)
         self.backend.breaker = self.breaker
         self.backend.start()
+        self._start_threads()
+        self.monitor = monitor_mod.ClusterMonitor(
+            self.name, self.backend, self.state, self.octavia, self.settings)
+        self.monitor.start()
+        LOG.info('Cluster %s: worker started (backend %s)', self.name,
+                 self.cluster.backend)
+
+    def _start_threads(self):
+        """The job pool and the scan thread."""
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.workers_per_cluster,
             thread_name_prefix='multilb-%s' % self.name)
         self._thread = threading.Thread(target=self._loop, daemon=True,
                                         name='multilb-scan-%s' % self.name)
         self._thread.start()
-        self.monitor = monitor_mod.ClusterMonitor(
-            self.name, self.backend, self.state, self.octavia, self.settings)
-        self.monitor.start()
-        LOG.info('Cluster %s: worker started (backend %s)', self.name,
-                 self.cluster.backend)
 
     def stop(self):
         """Stop scanning, let running jobs finish, release the backend."""

@@ -186,7 +186,10 @@ def summary(ctx, name, info):
     elif cluster is None:
         state = 'not-configured'
         error = ('not in [multilb] enabled_clusters; its %d load '
-                 'balancer(s) cannot be updated or deleted' % placed)
+                 'balancer(s) can only be deleted, and deleting one does '
+                 'not remove it from the appliance: add the cluster back '
+                 'to manage them, or remove them from the appliance '
+                 'yourself' % placed)
     else:
         state = 'draining' if draining else 'active'
     pending = ctx.state.pending(name)

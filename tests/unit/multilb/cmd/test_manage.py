@@ -124,6 +124,10 @@ def test_cluster_list_table(capsys, conf_path, fleet):
     assert ("nosuch: [cluster:nosuch] backend: unknown backend "
             "'does-not-exist'; installed backends: caddy, fake") in out
     assert 'gone: not in [multilb] enabled_clusters' in out
+    # what the operator can do about it
+    assert ('its 1 load balancer(s) can only be deleted, and deleting one '
+            'does not remove it from the appliance: add the cluster back'
+            ) in out
 
 
 def test_cluster_list_json(capsys, conf_path, fleet):
