@@ -234,7 +234,10 @@ def test_a_rule_caddy_refuses_is_error_alone_and_later_changes_apply(site):
         assert prov(lbc.get_l7_rule, rule, blocked) == 'ERROR'
         assert site.answered_by('/api/x') == {'b'}
 
-        lbc.update_l7_rule(rule, blocked, value='^/blocked')
+        # (plain REST: openstacksdk's update_l7_rule cannot pass 'value')
+        api_put(site.fleet.connection(), site.fleet,
+                'l7policies/%s/rules/%s' % (blocked.id, rule.id),
+                {'rule': {'value': '^/blocked'}})
         site.settle()
         assert prov(lbc.get_l7_rule, rule, blocked) == 'ACTIVE'
         assert [site.get('/blocked/x')[0] for _ in range(TRIES)] == \
