@@ -15,8 +15,10 @@ class ClusterHealth:
     """True when nodes answer but disagree (one restarted empty, say): the
     agent then re-applies every load balancer of the cluster."""
     resync_ids: frozenset = frozenset()
-    """Load balancers some answering node missed a change of: the agent
-    re-applies them. Reported until an apply reaches every such node."""
+    """Load balancers some answering node missed a change of, or that the
+    nodes hold differently: the agent re-applies those placed on the
+    cluster (the others are orphans, for its sweep). Reported until an
+    apply reaches every such node."""
 
 
 @dataclasses.dataclass(frozen=True)

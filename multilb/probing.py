@@ -4,7 +4,8 @@
 every ``health_interval`` the scan thread probes the cluster, records the
 result for the scheduler, opens the circuit breaker when no node answers
 and queues a re-apply (``sync`` intents) of load balancers the cluster
-lost, off the scan thread.
+lost, and sweeps the orphans it holds (:mod:`multilb.reconcile`), off the
+scan thread.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ERROR_WINDOW = 300.0   # seconds of appliance failures the scheduler weighs
 class ProbingMixin:
     """Needs: name, state, backend, breaker, settings, _lock, _errors,
     _pool, _not_before, _next_probe, _next_resync, _last_reachable,
-    _resyncing (see ClusterWorker.__init__)."""
+    _resyncing, orphans (see ClusterWorker.__init__)."""
 
     def probe(self, force=False):
         """Probe the cluster every ``health_interval`` and record it.
@@ -98,27 +99,33 @@ class ProbingMixin:
         self._pool.submit(run)
 
     def _resync(self, health, listing=True):
-        """Queue a re-apply of load balancers the cluster lost.
+        """Queue a re-apply of load balancers the cluster lost; sweep the
+        orphans it holds (:mod:`multilb.reconcile`).
 
-        All of them when the backend says its nodes disagree (one restarted
-        empty); else those a node missed a change of (``resync_ids``) and,
-        when ``listing``, those missing from every node. Only load balancers
-        that were applied once and have no pending work (that work applies
-        the whole load balancer anyway); the re-apply reports nothing to
-        Octavia.
+        All of them when the backend says so (a node was stale); else those
+        a node missed or holds differently (``resync_ids``) and, when
+        ``listing``, those missing from every node. Only load balancers
+        placed here, applied once and without pending work (that work
+        applies the whole load balancer anyway); the re-apply reports
+        nothing to Octavia. The ids listed that are not placed here go to
+        the orphan sweep.
         """
         placed = set(self.state.cluster_lb_ids(self.name))
+        pending = set(self.state.pending(self.name))
+        listed = None
+        if listing:
+            try:
+                listed = self.backend.list_loadbalancer_ids()
+            except backend_exc.BackendError as exc:
+                LOG.warning('Cluster %s: cannot list its load balancers: '
+                            '%s', self.name, exc)
         if health.resync:
-            expected = placed
+            expected = set(placed)
         else:
             expected = set(health.resync_ids) & placed
-            if listing:
-                try:
-                    expected |= placed - self.backend.list_loadbalancer_ids()
-                except backend_exc.BackendError as exc:
-                    LOG.warning('Cluster %s: cannot list its load '
-                                'balancers: %s', self.name, exc)
-        expected -= set(self.state.pending(self.name))
+            if listed is not None:
+                expected |= placed - listed
+        expected -= pending
         for lb_id in sorted(expected):
             record = self.state.get_lb(lb_id)
             if not record or not record.get('applied'):
@@ -129,3 +136,5 @@ class ProbingMixin:
             self.state.add_intent(lb_id, self.name, {
                 'op': 'sync', 'type': 'loadbalancer', 'id': lb_id,
                 'project': record.get('project_id') or ''})
+        if listed is not None and self.orphans is not None:
+            self.orphans.sweep(listed, placed, pending)

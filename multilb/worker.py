@@ -27,6 +27,7 @@ from multilb import monitor as monitor_mod
 from multilb import octavia as octavia_mod
 from multilb import outbox as outbox_mod
 from multilb import probing
+from multilb import reconcile
 from multilb import refused as refused_mod
 from multilb import status as statuses
 
@@ -69,6 +70,7 @@ class ClusterWorker(probing.ProbingMixin):
         self.backend = None
         self.breaker = None
         self.monitor = None
+        self.orphans = None
         self._stop = threading.Event()
         self._wake = threading.Event()   # a job ended: a slot is free
         self._served = {}                # project -> last dispatch (fairness)
@@ -99,6 +101,8 @@ class ClusterWorker(probing.ProbingMixin):
         self.backend = cluster.backend_class(cluster)
         self.backend.breaker = self.breaker
         self.backend.start()
+        self.orphans = reconcile.OrphanSweep(
+            self.name, self.state, self.backend, self.octavia, self.settings)
         self._start_threads()
         self.monitor = monitor_mod.ClusterMonitor(
             self.name, self.backend, self.state, self.octavia, self.settings)

@@ -120,11 +120,14 @@ class CaddyBackend(base.ApplianceBackend):
             cfg.FloatOpt('divergence_check_interval', default=30.0, min=0.5,
                          help='Seconds between two comparisons of the '
                               'servers every node holds (a full listing '
-                              'of each node). A node that lacks servers '
-                              'the others have (restarted empty, say) '
-                              'gets every load balancer re-applied. The '
-                              'probes in between only check that each '
-                              'node answers.'),
+                              'of each node). The load balancers whose '
+                              'servers the nodes hold differently are '
+                              're-applied (a node restarted empty gets '
+                              'them all); one no longer placed on the '
+                              'cluster (a node kept it after missing its '
+                              'delete) is removed by the agent\'s orphan '
+                              'sweep instead. The probes in between only '
+                              'check that each node answers.'),
             cfg.FloatOpt('probe_timeout', default=2.0, min=0.1,
                          help='Seconds a health probe waits for each node '
                               '(connect and read, no retry). A node that '
@@ -429,20 +432,27 @@ class CaddyBackend(base.ApplianceBackend):
                 back.append('%s missed changes of %d load balancer(s)' % (
                     self._names[endpoint], len(self._missed[endpoint])))
         detail = '%d of %d Caddy nodes answer' % (len(held), len(self._nodes))
-        behind = []
+        behind, differing = [], set()
         if compare and held:
             self._compared_at = now
             union = set().union(*held.values())
-            behind = ['%s lacks %d of %d servers' % (
-                self._names[endpoint], len(union - names), len(union))
-                for endpoint, names in held.items() if union - names]
+            for endpoint, names in held.items():
+                if union - names:
+                    behind.append('%s lacks %d of %d servers' % (
+                        self._names[endpoint], len(union - names),
+                        len(union)))
+                    differing |= {name.split(SEPARATOR, 1)[0]
+                                  for name in union - names}
         if problems or behind or back:
             detail += '; ' + '; '.join(problems + behind + back)
         missed = frozenset().union(*(self._missed.get(e, ())
                                      for e in held))
+        # Only the load balancers the nodes disagree on are re-applied (a
+        # server one node kept after a delete it missed is an orphan the
+        # agent's sweep removes, not a reason to re-apply everything).
         return types.ClusterHealth(reachable=bool(held), detail=detail,
-                                   resync=bool(behind) or stale,
-                                   resync_ids=missed)
+                                   resync=stale,
+                                   resync_ids=missed | differing)
 
     def _read_version(self, endpoint):
         """Read which Caddy the node runs (version.py); one older than the
@@ -509,7 +519,10 @@ class CaddyBackend(base.ApplianceBackend):
             except exceptions.BackendUnavailable:
                 continue
             answered = True
-            found |= {name.split(SEPARATOR, 1)[0] for name in names}
+            # multilb's servers only (``<lb>--<listener>``): servers the
+            # operator put on the node are none of multilb's business
+            found |= {name.split(SEPARATOR, 1)[0] for name in names
+                      if SEPARATOR in name}
         if not answered:
             raise exceptions.BackendUnavailable(
                 'cluster %s: no Caddy node answered' % self.cluster.name)

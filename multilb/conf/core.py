@@ -89,6 +89,25 @@ opts = [
              'cluster still holds every load balancer placed on it; a '
              'missing one is re-applied without a user action. A probe '
              'that finds nodes disagreeing triggers it at once.'),
+    cfg.StrOpt(
+        'orphan_action', default='delete', choices=[
+            ('delete', 'remove orphans from the cluster'),
+            ('report', 'only log them (a WARNING per load balancer)')],
+        help='What the agent does with an orphan: a load balancer a '
+             'cluster holds that multilb did not place there (a node that '
+             'was down during a delete kept it) and that Octavia no longer '
+             'has, or that is placed on another cluster. Checked at every '
+             'resync_interval. A load balancer Octavia still has but the '
+             'state store does not place anywhere is never removed: it is '
+             'logged as an ERROR (the store lost it).'),
+    cfg.FloatOpt(
+        'orphan_grace_period', default=30.0, min=0.0,
+        help='Seconds an orphan must have been seen before it is removed '
+             '(or reported).'),
+    cfg.IntOpt(
+        'orphan_sweep_limit', default=10, min=1,
+        help='Orphans removed from one cluster per resync_interval at most; '
+             'the rest wait for the next sweep.'),
     cfg.FloatOpt(
         'member_health_interval', default=10.0, min=0.5,
         help='Seconds between two reads of member health from each owned '

@@ -43,6 +43,7 @@ from multilb import runtime
 from multilb import store
 from multilb import outbox as outbox_mod
 from multilb import probing
+from multilb import reconcile
 from multilb import worker as worker_mod
 
 # -- ids of the sample load balancer ------------------------------------------
@@ -381,7 +382,8 @@ StatusRejected = octavia_mod.StatusRejected
 
 
 class Clock:
-    """Stands in for ``time`` in multilb.worker and multilb.outbox."""
+    """Stands in for ``time`` in multilb.worker, probing, outbox and
+    reconcile."""
 
     def __init__(self):
         self.offset = 0.0
@@ -497,6 +499,7 @@ def clock(monkeypatch):
     monkeypatch.setattr(worker_mod, 'time', fake)
     monkeypatch.setattr(probing, 'time', fake)
     monkeypatch.setattr(outbox_mod, 'time', fake)
+    monkeypatch.setattr(reconcile, 'time', fake)
     return fake
 
 
@@ -510,7 +513,10 @@ def settings():
                                  health_interval=10.0,
                                  resync_interval=30.0,
                                  member_health_interval=10.0,
-                                 statistics_interval=10.0)
+                                 statistics_interval=10.0,
+                                 orphan_action='delete',
+                                 orphan_grace_period=30.0,
+                                 orphan_sweep_limit=10)
 
 
 @pytest.fixture

@@ -274,3 +274,20 @@ def test_build_info_is_the_fallback_when_the_profile_is_refused():
     health = lab(node).probe()
     assert not health.reachable
     assert 'runs Caddy v2.11.0, older than the minimum' in health.detail
+
+
+def test_nodes_disagreeing_name_only_the_load_balancers_concerned():
+    # Node b kept lb9 after missing its delete; node a lacks a listener of
+    # lb2. Before, either made the agent re-apply every load balancer of
+    # the cluster at every comparison, forever for a kept deleted one.
+    a = Node('unix:///run/caddy/a.sock', 'v2.11.7',
+             ['lb1--l1', 'lb2--l1', 'operator-site'])
+    b = Node('unix:///run/caddy/b.sock', 'v2.11.7',
+             ['lb1--l1', 'lb2--l1', 'lb2--l2', 'lb9--l1', 'operator-site'])
+    backend = lab(a, b)
+    health = backend.probe()
+    assert health.reachable and not health.resync
+    assert health.resync_ids == {'lb2', 'lb9'}
+    assert 'unix:///run/caddy/a.sock lacks 2 of 5 servers' in health.detail
+    # multilb's servers only: the operator's own server is no LB id
+    assert backend.list_loadbalancer_ids() == {'lb1', 'lb2', 'lb9'}
