@@ -156,3 +156,53 @@ def test_killed_mid_update_ends_in_error_then_recovers(lab):
                                 timeout=5) as response:
         assert response.status == 200
     lbc.delete_load_balancer(lb.id, cascade=True)
+
+
+def _reapplies(fleet, lb_id):
+    return fleet.agent_log().count(
+        'Load balancer %s on cluster c3 is missing from the cluster' % lb_id)
+
+
+def test_a_node_down_during_a_delete_loses_the_lb_when_back(lab):
+    """Node b of c3 is frozen while a load balancer is deleted: it keeps
+    serving it. Once b answers, the orphan sweep removes it, and the
+    nodes' disagreement makes nobody re-apply anything."""
+    fleet, conn, nodes, members, flavors = lab
+    lbc = conn.load_balancer
+    node_a, node_b = nodes['c3']
+    keeper = wait_lb(conn, create(conn, members, flavors['on-c3'],
+                                  'keeper')[0].id)
+    doomed, port = create(conn, members, flavors['on-c3'], 'doomed')
+    doomed = wait_lb(conn, doomed.id)
+
+    node_b.kill(signal.SIGSTOP)
+    try:
+        lbc.delete_load_balancer(doomed.id, cascade=True)
+        fleet_mod.wait_for(lambda: doomed.id not in {
+            lb.id for lb in lbc.load_balancers()}, timeout=60,
+            what='doomed LB deleted')
+        assert not [n for n in servers_on(node_a)
+                    if n.startswith(doomed.id)]
+    finally:
+        node_b.kill(signal.SIGCONT)
+    back = time.monotonic()
+    assert [n for n in servers_on(node_b) if n.startswith(doomed.id)]
+
+    fleet_mod.wait_for(lambda: not [
+        n for n in servers_on(node_b) if n.startswith(doomed.id)],
+        timeout=60, interval=0.2, what='orphan removed from node b')
+    print('orphan removed %.1fs after node b answered again' % (
+        time.monotonic() - back))
+    log = fleet.agent_log()
+    assert ('Load balancer %s removed from cluster c3: it was still there '
+            'but Octavia does not have it' % doomed.id) in log
+
+    # No re-apply loop: over ten divergence checks (1 s apart in this lab)
+    # the load balancer that stayed is not re-applied once.
+    before = _reapplies(fleet, keeper.id)
+    time.sleep(10)
+    print('re-applies of the other LB of c3 in 10 s after the sweep: %d' %
+          (_reapplies(fleet, keeper.id) - before))
+    assert _reapplies(fleet, keeper.id) == before
+    assert sorted(servers_on(node_a)) == sorted(servers_on(node_b))
+    lbc.delete_load_balancer(keeper.id, cascade=True)
