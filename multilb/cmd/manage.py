@@ -6,7 +6,9 @@
     multilb-manage ... cluster show NAME
     multilb-manage ... cluster drain NAME [--reason TEXT]
     multilb-manage ... cluster undrain NAME
+    multilb-manage ... cluster sync NAME
     multilb-manage ... lb show LOADBALANCER_ID
+    multilb-manage ... lb sync LOADBALANCER_ID
     multilb-manage ... outbox list [--cluster NAME]
 
 It reads the configuration files Octavia reads (``[multilb]`` and the
@@ -32,24 +34,20 @@ import warnings
 
 from oslo_config import cfg
 
+from multilb.cmd import errors
 from multilb.cmd import format as fmt
+from multilb.cmd import sync
 from multilb.conf import clusters as cluster_conf
 from multilb import exceptions
 from multilb import runtime
 from multilb import store
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+CommandError = errors.CommandError
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = (errors.EXIT_OK, errors.EXIT_FAILURE,
+                                     errors.EXIT_USAGE)
 ADMIN_BY = 'multilb-manage'
 PROG = 'multilb-manage'
 NAME_HELP = 'a cluster name, as in [multilb] enabled_clusters'
-
-
-class CommandError(Exception):
-    """A failure to report in one line, with the exit code to use."""
-
-    def __init__(self, message, code=EXIT_USAGE):
-        super().__init__(message)
-        self.code = code
 
 
 # -- configuration and state -------------------------------------------------
@@ -285,15 +283,7 @@ def cluster_set_draining(ctx, args):
 
 def lb_show(ctx, args):
     lb_id = args.id
-    record = ctx.state.get_lb(lb_id)
-    if record is None:
-        found = ctx.state.lookup(lb_id)
-        hint = ''
-        if found and found[1] != 'loadbalancer':
-            hint = ' (%s is a %s of load balancer %s)' % (
-                lb_id, found[1], found[0])
-        raise CommandError('no load balancer %s in the multilb state '
-                           'store%s' % (lb_id, hint))
+    record = sync.known_loadbalancer(ctx, lb_id)
     name = record.get('cluster')
     runtime_info = ctx.state.cluster_runtime()
     cluster = summary(ctx, name, runtime_info.get(name, {}))
@@ -410,8 +400,10 @@ def build_parser():
                                     required=True)
 
     cluster = objects.add_parser('cluster', help='appliance clusters')
-    actions = cluster.add_subparsers(dest='action', required=True,
-                                     metavar='{list,show,drain,undrain}')
+    actions = cluster.add_subparsers(
+        dest='action', required=True,
+        metavar='{list,show,drain,undrain,sync}')
+    cluster_actions = actions
     sub = actions.add_parser('list', help='every cluster: state, load, '
                              'health, pending work')
     _add_format(sub)
@@ -437,13 +429,14 @@ def build_parser():
 
     lb = objects.add_parser('lb', help='load balancers')
     actions = lb.add_subparsers(dest='action', required=True,
-                                metavar='{show}')
+                                metavar='{show,sync}')
     sub = actions.add_parser('show', help="a load balancer's cluster, "
                              'project, flavor constraints and pending work')
     sub.add_argument('id', metavar='LOADBALANCER_ID',
                      help='the Octavia id of the load balancer')
     _add_format(sub)
     sub.set_defaults(func=lb_show)
+    sync.add_parsers(cluster_actions, actions, _add_format, NAME_HELP)
 
     outbox = objects.add_parser('outbox', help='status updates not yet '
                                 'delivered to Octavia')
