@@ -11,7 +11,10 @@ their locks and runs one :class:`~multilb.worker.ClusterWorker` per owned
 cluster. When an agent dies its memberships and locks expire and the other
 agents take its clusters over; pending work is in the state store, so
 nothing is lost. Clusters that left the configuration while still holding
-load balancers are shared the same way (:mod:`multilb.departed`).
+load balancers are shared the same way (:mod:`multilb.departed`). Each
+worker is fenced (:mod:`multilb.fencing`): an agent that stalled past its
+lock finds, when it resumes, that another agent claimed the cluster, and
+drops the worker without writing anything more.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from oslo_config import cfg
 from multilb import coordination
 from multilb import departed
 from multilb import exceptions
+from multilb import fencing
 from multilb import octavia as octavia_mod
 from multilb import runtime
 from multilb import worker as worker_mod
@@ -52,6 +56,10 @@ class Agent:
 
     def rebalance(self):
         """Start workers for clusters we now own, stop the others."""
+        for name in sorted(n for n, w in self.workers.items() if w.fenced):
+            LOG.warning('Cluster %s: another agent took it over; dropping '
+                        'its worker', name)
+            self._stop_worker(name, release=False)
         try:
             names = set(self.rt.clusters.clusters) | departed.names(
                 self.rt.state, self.rt.clusters)
@@ -69,31 +77,43 @@ class Agent:
                 LOG.info('Cluster %s: lock still held by another agent; '
                          'will retry', name)
                 continue
-            worker = self._worker(name)
+            me = self.coordinator.member_id.decode()
             try:
+                ownership = fencing.Ownership(self.rt.state.kv, name, me)
+                previous = ownership.claim()
+                worker = self._worker(name, ownership)
                 worker.start()
             except Exception:
                 LOG.exception('Cluster %s: worker failed to start', name)
                 self.coordinator.release(name)
                 continue
             self.workers[name] = worker
-            LOG.info('Cluster %s is now served by agent %s', name,
-                     self.coordinator.member_id.decode())
+            if previous and previous.get('agent') != me:
+                worker.taken_over(previous.get('agent'))
+            LOG.info('Cluster %s is now served by agent %s%s', name, me,
+                     ' (taken over from agent %s)' % previous.get('agent')
+                     if previous and previous.get('agent') != me else '')
 
-    def _worker(self, name):
+    def _worker(self, name, ownership):
         cluster = self.rt.clusters.clusters.get(name)
         if cluster is None:
             return DepartedWorker(name, self.rt.state, self.octavia,
-                                  self.settings)
+                                  self.settings, fence=ownership)
         return worker_mod.ClusterWorker(cluster, self.rt.state, self.octavia,
-                                        self.settings, guard=self.rt.guard)
+                                        self.settings, guard=self.rt.guard,
+                                        fence=ownership)
 
-    def _stop_worker(self, name):
+    def _stop_worker(self, name, release=True):
+        """Stop a worker; give its lock back unless another agent holds
+        the cluster now (``release=False``: the lock is not ours)."""
         worker = self.workers.pop(name)
         try:
             worker.stop()
         finally:
-            self.coordinator.release(name)
+            if release:
+                self.coordinator.release(name)
+            else:
+                self.coordinator.forget(name)
 
     def stop(self):
         for name in sorted(self.workers):
@@ -108,8 +128,9 @@ class DepartedWorker(worker_mod.ClusterWorker):
     statistics polling; pending work and the status outbox are handled as
     on any cluster."""
 
-    def __init__(self, name, state, octavia, settings):
-        super().__init__(departed.config(name), state, octavia, settings)
+    def __init__(self, name, state, octavia, settings, fence=None):
+        super().__init__(departed.config(name), state, octavia, settings,
+                         fence=fence)
 
     def start(self):
         self.backend = departed.DepartedBackend(self.cluster)

@@ -123,5 +123,10 @@ class Coordinator:
             LOG.warning('Cluster %s: lock release failed; it expires by '
                         'itself', cluster, exc_info=True)
 
+    def forget(self, cluster):
+        """Drop the lock of a cluster another agent took over without
+        releasing it (it is not ours any more)."""
+        self._locks.pop(cluster, None)
+
     def held(self):
         return set(self._locks)

@@ -3,6 +3,7 @@
 MultiLBError
  ├── ConfigError          a [multilb] or [cluster:<name>] option is wrong
  ├── StoreUnavailable     the state store (etcd / sqlite) cannot be reached
+ ├── Fenced               this agent no longer owns the cluster it works on
  └── NoValidCluster       no enabled cluster can take a new load balancer
 
 Backend failures live in :mod:`backends.exceptions`; the driver turns all of
@@ -23,6 +24,11 @@ class ConfigError(MultiLBError):
 
 class StoreUnavailable(MultiLBError):
     """The state store could not be reached or answered with an error."""
+
+
+class Fenced(MultiLBError):
+    """Another agent took the cluster over (:mod:`multilb.fencing`): this
+    agent must not write to the cluster nor complete work on it."""
 
 
 class NoValidCluster(MultiLBError):

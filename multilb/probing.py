@@ -15,6 +15,7 @@ import time
 
 from backends import exceptions as backend_exc
 from backends import transport
+from backends import types
 from multilb import exceptions
 
 LOG = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ ERROR_WINDOW = 300.0   # seconds of appliance failures the scheduler weighs
 class ProbingMixin:
     """Needs: name, state, backend, breaker, settings, _lock, _errors,
     _pool, _not_before, _next_probe, _next_resync, _last_reachable,
-    _resyncing, orphans (see ClusterWorker.__init__)."""
+    _resyncing, _takeover_resync_at, orphans, _verify, _fenced_by (see
+    ClusterWorker)."""
 
     def probe(self, force=False):
         """Probe the cluster every ``health_interval`` and record it.
@@ -65,8 +67,26 @@ class ProbingMixin:
             listing = now >= self._next_resync
             if listing:
                 self._next_resync = now + self.settings.resync_interval
+            taken = self._takeover_resync_at
+            if taken is not None and now >= taken[0]:
+                # what a stalled previous owner wrote late is overwritten
+                self._takeover_resync_at = None
+                LOG.info('Cluster %s: re-applying every load balancer %.0fs '
+                         'after taking it over from agent %s', self.name,
+                         self.settings.takeover_resync_delay, taken[1])
+                health = types.ClusterHealth(
+                    reachable=True, resync=True, detail='taken over from '
+                    'agent %s' % taken[1])
             if listing or health.resync or health.resync_ids:
                 self._start_resync(health, listing)
+
+    def taken_over(self, previous_agent):
+        """Schedule the re-apply of every load balancer of the cluster
+        ``takeover_resync_delay`` seconds from now (:mod:`multilb.fencing`);
+        called by the agent when it took the cluster from another one."""
+        self._takeover_resync_at = (
+            time.time() + self.settings.takeover_resync_delay,
+            previous_agent)
 
     def _breaker_changed(self, record):
         """Work waiting for the cluster resumes as soon as it closes."""
@@ -88,6 +108,8 @@ class ProbingMixin:
         def run():
             try:
                 self._resync(health, listing)
+            except exceptions.Fenced as exc:
+                self._fenced_by(exc)
             except exceptions.StoreUnavailable as exc:
                 LOG.warning('Cluster %s: resync postponed: %s', self.name,
                             exc)
@@ -110,6 +132,7 @@ class ProbingMixin:
         nothing to Octavia. The ids listed that are not placed here go to
         the orphan sweep.
         """
+        self._verify()              # no write for an agent that lost it
         placed = set(self.state.cluster_lb_ids(self.name))
         pending = set(self.state.pending(self.name))
         listed = None

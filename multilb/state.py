@@ -401,7 +401,7 @@ class State:
     # -- agent side ---------------------------------------------------------
 
     def complete(self, lb_id, cluster, intents, status=None, record=None,
-                 index=None, unindex=(), release=False, free=()):
+                 index=None, unindex=(), release=False, free=(), fence=None):
         """Finish intents.
 
         The outcome is one commit: intents removed, outbox entry added, LB
@@ -418,13 +418,17 @@ class State:
         :param release: forget the LB and give its capacity back (its
             address:port reservations and pool VIP too).
         :param free: address:port reservation keys to remove.
+        :param fence: the worker's :class:`multilb.fencing.Ownership`: the
+            commit also checks that its agent still owns the cluster.
         :returns: the outbox key, or None.
+        :raises Fenced: another agent owns the cluster now; nothing was
+            committed.
         """
         puts = self._index_puts(lb_id, index or {})
         for chunk in _chunks(sorted(puts)):
             self._commit({k: puts[k] for k in chunk}, ())
         outbox_key = self._finish(lb_id, cluster, intents, status, record,
-                                  release, free)
+                                  release, free, fence)
         for chunk in _chunks(sorted(_idx_key(o) for o in unindex)):
             self._commit({}, chunk)
         return outbox_key
@@ -434,9 +438,10 @@ class State:
             raise RuntimeError('unconditional commit refused')
 
     def _finish(self, lb_id, cluster, intents, status, record, release,
-                free=()):
+                free=(), fence=None):
         for _attempt in range(_CAS_ATTEMPTS):
-            checks, puts = {}, {}
+            checks = dict(fence.checks()) if fence is not None else {}
+            puts = {}
             deletes = [i.key for i in intents] + list(free)
             outbox_key = None
             if status:
@@ -460,6 +465,8 @@ class State:
                     int(counter.value) if counter else 0)))
             if self.kv.commit(checks=checks, puts=puts, deletes=deletes):
                 return outbox_key
+            if fence is not None:
+                fence.verify()
         raise RuntimeError('could not release capacity of load balancer %s '
                            'on cluster %s: counter kept changing' % (
                                lb_id, cluster))

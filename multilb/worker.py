@@ -22,6 +22,7 @@ from backends import transport
 from multilb import addresses
 from multilb import bindings
 from multilb import exceptions
+from multilb import fencing
 from multilb import graph as graphs
 from multilb import monitor as monitor_mod
 from multilb import octavia as octavia_mod
@@ -55,16 +56,22 @@ def _describe(intents):
 class ClusterWorker(probing.ProbingMixin):
     """Applies pending work and delivers statuses for one cluster."""
 
-    def __init__(self, cluster, state, octavia, settings, guard=None):
+    def __init__(self, cluster, state, octavia, settings, guard=None,
+                 fence=None):
         """:param settings: the ``[multilb]`` option group (poll_interval,
         commit_wait_timeout, apply_retry_timeout, workers_per_cluster).
         :param guard: the :class:`multilb.addresses.AddressGuard` every
             graph passes before it reaches the backend (default: the fixed
-            refusals only)."""
+            refusals only).
+        :param fence: the agent's :class:`multilb.fencing.Ownership` of
+            the cluster (None: unfenced, as in single-process tests)."""
         self.cluster = cluster
         self.guard = guard or addresses.AddressGuard()
         self.name = cluster.name
-        self.state = state
+        self.fence = fence
+        self.fenced = False
+        self.state = (fencing.FencedState(state, fence) if fence is not None
+                      else state)
         self.octavia = octavia
         self.settings = settings
         self.backend = None
@@ -87,6 +94,7 @@ class ClusterWorker(probing.ProbingMixin):
         self._last_reachable = None
         self._errors = []
         self._store_logged = 0.0
+        self._takeover_resync_at = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -140,6 +148,9 @@ class ClusterWorker(probing.ProbingMixin):
             for step in (self.scan, self.probe):
                 try:
                     step()
+                except exceptions.Fenced as exc:
+                    self._fenced_by(exc)
+                    return
                 except exceptions.StoreUnavailable as exc:
                     store_error = exc
                 except Exception:
@@ -161,6 +172,23 @@ class ClusterWorker(probing.ProbingMixin):
             self._wake.wait(self.settings.poll_interval)
             self._wake.clear()
 
+    def _verify(self):
+        """Before a write to the cluster: :raises Fenced: another agent
+        owns it now; :raises StoreUnavailable: cannot tell."""
+        if self.fence is not None:
+            self.fence.verify()
+
+    def _fenced_by(self, exc):
+        """Another agent owns the cluster: stop at once (the agent then
+        drops this worker, see :meth:`multilb.agent.Agent.rebalance`)."""
+        with self._lock:
+            first, self.fenced = not self.fenced, True
+        if first:
+            LOG.error('Cluster %s: %s; this agent stops driving it at once '
+                      '(work in flight is not recorded)', self.name, exc)
+        self._stop.set()
+        self._wake.set()
+
     def _note_error(self):
         with self._lock:
             self._errors.append(time.time())
@@ -174,6 +202,7 @@ class ClusterWorker(probing.ProbingMixin):
         (:meth:`_fair_order`): one project's churn waits its turn instead
         of filling the queue ahead of everybody else's work.
         """
+        self._verify()
         self.deliver_outbox()
         now = time.time()
         refusing = self.breaker is not None and self.breaker.refusing()
@@ -226,6 +255,8 @@ class ClusterWorker(probing.ProbingMixin):
             intents = self.state.pending(self.name, lb_id).get(lb_id)
             if intents:
                 self.process(lb_id, intents)
+        except exceptions.Fenced as exc:
+            self._fenced_by(exc)
         except exceptions.StoreUnavailable as exc:
             LOG.warning('Load balancer %s on cluster %s: state store '
                         'unavailable, will retry: %s', lb_id, self.name, exc)
@@ -393,6 +424,7 @@ class ClusterWorker(probing.ProbingMixin):
     def _apply_graph(self, desired):
         # defence in depth: the API refused these already
         self.guard.check_graph(desired, self.cluster.member_networks)
+        self._verify()
         self.backend.apply_loadbalancer(desired)
 
     def _apply(self, lb_id, intents, dropped, graph, record, now):
@@ -403,6 +435,8 @@ class ClusterWorker(probing.ProbingMixin):
                 self._apply_graph, graph, intents, gone, record,
                 (lb_id, self.name))
             ok = True
+        except (exceptions.Fenced, exceptions.StoreUnavailable):
+            raise               # not the cluster's failure: nothing to report
         except Exception as exc:  # noqa: B902 - any failure ends in ERROR
             self._note_error()
             if self._retry_or_fail(lb_id, intents, exc, now):
@@ -452,8 +486,11 @@ class ClusterWorker(probing.ProbingMixin):
 
     def _delete(self, lb_id, intents, graph, record, now):
         try:
+            self._verify()
             self.backend.delete_loadbalancer(lb_id)
             ok = True
+        except (exceptions.Fenced, exceptions.StoreUnavailable):
+            raise               # not the cluster's failure: nothing to report
         except Exception as exc:  # noqa: B902 - any failure ends in ERROR
             self._note_error()
             if self._retry_or_fail(lb_id, intents, exc, now):

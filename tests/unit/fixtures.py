@@ -516,7 +516,8 @@ def settings():
                                  statistics_interval=10.0,
                                  orphan_action='delete',
                                  orphan_grace_period=30.0,
-                                 orphan_sweep_limit=10)
+                                 orphan_sweep_limit=10,
+                                 takeover_resync_delay=30.0)
 
 
 @pytest.fixture

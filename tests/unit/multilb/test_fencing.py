@@ -1,0 +1,126 @@
+"""Fencing (multilb/fencing.py): an agent that lost its cluster to another
+agent writes nothing more to the cluster and records nothing.
+
+The worker of cluster 'alpha' runs fenced with agent-a's claim; the test
+plays agent-b taking the cluster over (its claim of ``owner/alpha``) while
+agent-a was stalled.
+"""
+
+import pytest
+from octavia_lib.api.drivers import data_models as dm
+
+from multilb import exceptions
+from multilb import fencing
+from multilb import worker as worker_mod
+from tests.unit import fixtures as fx
+from tests.unit.fixtures import LB, M1, POOL_WEB
+
+
+def _claim(env, agent):
+    ownership = fencing.Ownership(env.state.kv, 'alpha', agent)
+    return ownership, ownership.claim()
+
+
+@pytest.fixture
+def fenced(env, settings):
+    """env whose worker is agent-a's fenced worker of 'alpha'."""
+    ownership, previous = _claim(env, 'agent-a')
+    assert previous is None
+    backend = env.worker.backend
+    env.worker = worker_mod.ClusterWorker(
+        env.rt.clusters.clusters['alpha'], env.state, env.octavia,
+        settings, fence=ownership)
+    env.worker.backend = backend
+    return env
+
+
+def test_a_claim_fences_the_previous_owner(env):
+    a, _ = _claim(env, 'agent-a')
+    a.verify()
+    b, previous = _claim(env, 'agent-b')
+    assert previous['agent'] == 'agent-a'
+    b.verify()
+    with pytest.raises(exceptions.Fenced, match='now driven by agent '
+                       'agent-b'):
+        a.verify()
+    assert fencing.owners(env.state.kv)['alpha']['agent'] == 'agent-b'
+
+
+def test_a_fenced_completion_commits_nothing(fenced):
+    fenced.create_active()
+    fenced.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
+                                dm.Member(member_id=M1, weight=5))
+    intents = fenced.pending()
+    _claim(fenced, 'agent-b')
+
+    with pytest.raises(exceptions.Fenced):
+        fenced.worker.state.complete(LB, 'alpha', intents, status={
+            'members': [{'id': M1, 'provisioning_status': 'ACTIVE'}]})
+
+    assert fenced.pending() == intents           # still there for agent-b
+    assert fenced.state.outbox('alpha') == []
+
+
+def test_an_agent_that_lost_the_cluster_writes_nothing(fenced):
+    fenced.create_active()
+    fenced.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
+                                dm.Member(member_id=M1, weight=5))
+    fenced.committed()['pools'][0]['members'][0]['weight'] = 5
+    _claim(fenced, 'agent-b')                    # while agent-a stalled
+
+    fenced.worker._job(LB)                       # agent-a resumes
+
+    assert fenced.worker.fenced
+    weights = [m['weight'] for m in fenced.appliance()['pools'][0]['members']]
+    assert weights == [1, 1]                     # no write to the cluster
+    assert fenced.octavia.statuses == []         # nothing reported
+    assert len(fenced.pending()) == 1            # left for agent-b
+
+
+def test_a_scan_after_a_takeover_stops_the_worker(fenced):
+    fenced.create_active()
+    _claim(fenced, 'agent-b')
+    with pytest.raises(exceptions.Fenced):
+        fenced.worker.scan()
+    fenced.worker._fenced_by(exceptions.Fenced('taken'))
+    assert fenced.worker.fenced and fenced.worker._stop.is_set()
+
+
+def test_a_store_that_cannot_tell_means_no_write(fenced, monkeypatch):
+    fenced.create_active()
+    fenced.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
+                                dm.Member(member_id=M1, weight=5))
+    fenced.committed()['pools'][0]['members'][0]['weight'] = 5
+    real_get = fenced.state.kv.get
+
+    def partitioned(key):
+        if key.startswith(fencing.PREFIX):
+            raise exceptions.StoreUnavailable('etcd unreachable')
+        return real_get(key)
+
+    monkeypatch.setattr(fenced.state.kv, 'get', partitioned)
+    fenced.worker._job(LB)
+    assert [m['weight'] for m in fenced.appliance()['pools'][0][
+        'members']] == [1, 1]
+    assert fenced.octavia.statuses == [] and not fenced.worker.fenced
+    monkeypatch.setattr(fenced.state.kv, 'get', real_get)
+    fenced.worker._not_before.clear()
+    fenced.worker._job(LB)                       # reachable again: applied
+    assert fenced.appliance()['pools'][0]['members'][0]['weight'] == 5
+
+
+def test_the_new_owner_reapplies_everything_after_the_delay(fenced, clock):
+    fenced.create_active()
+    fenced.worker.taken_over('agent-old')
+    fenced.worker._resync = lambda health, listing: resyncs.append(health)
+    resyncs = []
+    fenced.worker.probe(force=True)
+    assert not any(h.resync for h in resyncs)    # not yet
+    clock.advance(31)
+    fenced.worker.probe(force=True)
+    [health] = [h for h in resyncs if h.resync]
+    assert 'taken over from agent agent-old' in health.detail
+    clock.advance(31)
+    resyncs.clear()
+    fenced.worker.probe(force=True)
+    assert not any(h.resync for h in resyncs)    # once
