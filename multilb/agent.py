@@ -88,8 +88,6 @@ class Agent:
                 self.coordinator.release(name)
                 continue
             self.workers[name] = worker
-            if previous and previous.get('agent') != me:
-                worker.taken_over(previous.get('agent'))
             LOG.info('Cluster %s is now served by agent %s%s', name, me,
                      ' (taken over from agent %s)' % previous.get('agent')
                      if previous and previous.get('agent') != me else '')

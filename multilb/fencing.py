@@ -19,11 +19,14 @@ The worker of a cluster holds an :class:`Ownership` and
   a store it cannot reach means no write either.
 
 A write already past that check when the agent stalled still lands when
-it resumes. The new owner therefore re-applies every load balancer of the
-cluster ``takeover_resync_delay`` seconds after taking it over from
-another agent, which repairs what a stalled agent resuming within that
-delay wrote. A write stalled longer than that is not covered (an appliance
-with conditional writes could refuse it; none is used yet).
+it resumes, after the new owner's. The completion that follows it is
+refused, and the stalled agent then records the load balancer under
+``late/<cluster>/<lb id>`` (:func:`report_late_write`) before it stops; the
+owner re-applies each such load balancer at its next probe
+(:func:`late_writes`), so the newest configuration wins. Only an agent
+killed between its late write and that record leaves the late write in
+place (until the load balancer's next change or ``multilb-manage lb
+sync``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from multilb import exceptions
 LOG = logging.getLogger(__name__)
 
 PREFIX = 'owner/'
+LATE = 'late/'
 
 
 def owner_key(cluster):
@@ -48,6 +52,26 @@ def owners(kv):
     """``{cluster: {"agent", "token", "at"}}`` of every claimed cluster."""
     return {e.key[len(PREFIX):]: json.loads(e.value)
             for e in kv.get_prefix(PREFIX)}
+
+
+def report_late_write(kv, cluster, lb_id, agent):
+    """Record that ``agent`` may have written ``lb_id`` to ``cluster`` after
+    another agent took the cluster over (never fenced: it is a message to
+    the new owner). Best effort: a store error is logged."""
+    value = json.dumps({'agent': agent, 'at': time.time()}, sort_keys=True)
+    try:
+        kv.commit(puts={'%s%s/%s' % (LATE, cluster, lb_id): value})
+    except exceptions.StoreUnavailable as exc:
+        LOG.error('Load balancer %s on cluster %s: cannot record the late '
+                  'write of agent %s (%s); run "multilb-manage lb sync %s"',
+                  lb_id, cluster, agent, exc, lb_id)
+
+
+def late_writes(kv, cluster):
+    """``[(key, lb_id, agent), ...]`` recorded for ``cluster``."""
+    prefix = '%s%s/' % (LATE, cluster)
+    return [(e.key, e.key[len(prefix):], json.loads(e.value).get('agent'))
+            for e in kv.get_prefix(prefix)]
 
 
 class Ownership:

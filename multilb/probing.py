@@ -15,8 +15,8 @@ import time
 
 from backends import exceptions as backend_exc
 from backends import transport
-from backends import types
 from multilb import exceptions
+from multilb import fencing
 
 LOG = logging.getLogger(__name__)
 
@@ -26,8 +26,7 @@ ERROR_WINDOW = 300.0   # seconds of appliance failures the scheduler weighs
 class ProbingMixin:
     """Needs: name, state, backend, breaker, settings, _lock, _errors,
     _pool, _not_before, _next_probe, _next_resync, _last_reachable,
-    _resyncing, _takeover_resync_at, orphans, _verify, _fenced_by (see
-    ClusterWorker)."""
+    _resyncing, fence, orphans, _verify, _fenced_by (see ClusterWorker)."""
 
     def probe(self, force=False):
         """Probe the cluster every ``health_interval`` and record it.
@@ -67,26 +66,27 @@ class ProbingMixin:
             listing = now >= self._next_resync
             if listing:
                 self._next_resync = now + self.settings.resync_interval
-            taken = self._takeover_resync_at
-            if taken is not None and now >= taken[0]:
-                # what a stalled previous owner wrote late is overwritten
-                self._takeover_resync_at = None
-                LOG.info('Cluster %s: re-applying every load balancer %.0fs '
-                         'after taking it over from agent %s', self.name,
-                         self.settings.takeover_resync_delay, taken[1])
-                health = types.ClusterHealth(
-                    reachable=True, resync=True, detail='taken over from '
-                    'agent %s' % taken[1])
+            if self.fence is not None:
+                self._repair_late_writes()
             if listing or health.resync or health.resync_ids:
                 self._start_resync(health, listing)
 
-    def taken_over(self, previous_agent):
-        """Schedule the re-apply of every load balancer of the cluster
-        ``takeover_resync_delay`` seconds from now (:mod:`multilb.fencing`);
-        called by the agent when it took the cluster from another one."""
-        self._takeover_resync_at = (
-            time.time() + self.settings.takeover_resync_delay,
-            previous_agent)
+    def _repair_late_writes(self):
+        """Re-apply the load balancers an agent that lost the cluster wrote
+        to it late (:mod:`multilb.fencing`): the newest graph wins."""
+        kv = self.state.kv
+        for key, lb_id, agent in fencing.late_writes(kv, self.name):
+            self._verify()
+            record = self.state.get_lb(lb_id)
+            if record and record.get('cluster') == self.name and \
+                    record.get('applied'):
+                LOG.warning('Load balancer %s on cluster %s: agent %s wrote '
+                            'to the cluster after losing it; re-applying '
+                            'it', lb_id, self.name, agent)
+                self.state.add_intent(lb_id, self.name, {
+                    'op': 'sync', 'type': 'loadbalancer', 'id': lb_id,
+                    'project': record.get('project_id') or ''})
+            kv.commit(deletes=[key])
 
     def _breaker_changed(self, record):
         """Work waiting for the cluster resumes as soon as it closes."""

@@ -19,6 +19,10 @@ Key layout (all values JSON)::
                                   (multilb.vips)
     bind/<domain>/<address>/<port>  the listener that binds it
                                   (multilb.bindings)
+    owner/<cluster>               the agent that drives the cluster
+                                  (multilb.fencing)
+    late/<cluster>/<lb id>        a write an agent made after losing the
+                                  cluster: the owner re-applies the LB
 
 ``cluster/`` holds a few keys per cluster only, so that one prefix read gives
 the scheduler the runtime state of the whole fleet.

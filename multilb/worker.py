@@ -94,7 +94,6 @@ class ClusterWorker(probing.ProbingMixin):
         self._last_reachable = None
         self._errors = []
         self._store_logged = 0.0
-        self._takeover_resync_at = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -178,14 +177,19 @@ class ClusterWorker(probing.ProbingMixin):
         if self.fence is not None:
             self.fence.verify()
 
-    def _fenced_by(self, exc):
+    def _fenced_by(self, exc, lb_id=None):
         """Another agent owns the cluster: stop at once (the agent then
-        drops this worker, see :meth:`multilb.agent.Agent.rebalance`)."""
+        drops this worker, see :meth:`multilb.agent.Agent.rebalance`).
+        ``lb_id``: the load balancer this agent may have just written to
+        the cluster; the new owner is told to re-apply it."""
         with self._lock:
             first, self.fenced = not self.fenced, True
         if first:
             LOG.error('Cluster %s: %s; this agent stops driving it at once '
                       '(work in flight is not recorded)', self.name, exc)
+        if lb_id is not None:
+            fencing.report_late_write(self.state.kv, self.name, lb_id,
+                                      self.fence.agent)
         self._stop.set()
         self._wake.set()
 
@@ -256,7 +260,7 @@ class ClusterWorker(probing.ProbingMixin):
             if intents:
                 self.process(lb_id, intents)
         except exceptions.Fenced as exc:
-            self._fenced_by(exc)
+            self._fenced_by(exc, lb_id)
         except exceptions.StoreUnavailable as exc:
             LOG.warning('Load balancer %s on cluster %s: state store '
                         'unavailable, will retry: %s', lb_id, self.name, exc)

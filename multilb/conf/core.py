@@ -89,14 +89,6 @@ opts = [
              'cluster still holds every load balancer placed on it; a '
              'missing one is re-applied without a user action. A probe '
              'that finds nodes disagreeing triggers it at once.'),
-    cfg.FloatOpt(
-        'takeover_resync_delay', default=30.0, min=0.0,
-        help='Seconds after an agent took a cluster over from another '
-             'agent (which died, or stalled past its lock) before it '
-             're-applies every load balancer of the cluster, overwriting '
-             'what a stalled previous owner may have written when it '
-             'resumed. That owner stops at once once it notices, and its '
-             'completions are refused (fencing).'),
     cfg.StrOpt(
         'orphan_action', default='delete', choices=[
             ('delete', 'remove orphans from the cluster'),

@@ -516,8 +516,7 @@ def settings():
                                  statistics_interval=10.0,
                                  orphan_action='delete',
                                  orphan_grace_period=30.0,
-                                 orphan_sweep_limit=10,
-                                 takeover_resync_delay=30.0)
+                                 orphan_sweep_limit=10)
 
 
 @pytest.fixture

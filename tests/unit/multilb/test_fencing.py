@@ -109,18 +109,48 @@ def test_a_store_that_cannot_tell_means_no_write(fenced, monkeypatch):
     assert fenced.appliance()['pools'][0]['members'][0]['weight'] == 5
 
 
-def test_the_new_owner_reapplies_everything_after_the_delay(fenced, clock):
+def test_a_late_write_is_repaired_by_the_new_owner(fenced, settings,
+                                                   monkeypatch):
     fenced.create_active()
-    fenced.worker.taken_over('agent-old')
-    fenced.worker._resync = lambda health, listing: resyncs.append(health)
-    resyncs = []
-    fenced.worker.probe(force=True)
-    assert not any(h.resync for h in resyncs)    # not yet
-    clock.advance(31)
-    fenced.worker.probe(force=True)
-    [health] = [h for h in resyncs if h.resync]
-    assert 'taken over from agent agent-old' in health.detail
-    clock.advance(31)
-    resyncs.clear()
-    fenced.worker.probe(force=True)
-    assert not any(h.resync for h in resyncs)    # once
+    fenced.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
+                                dm.Member(member_id=M1, weight=5))
+    fenced.committed()['pools'][0]['members'][0]['weight'] = 5
+    cluster = fenced.rt.clusters.clusters['alpha']
+    owner = {}
+
+    def b_takes_over_and_works():
+        ownership = _claim(fenced, 'agent-b')[0]
+        b = worker_mod.ClusterWorker(cluster, fenced.state, fenced.octavia,
+                                     settings, fence=ownership)
+        b.backend = cluster.backend_class(cluster)
+        b.process(LB, fenced.state.pending('alpha')[LB])     # weight 5
+        fenced.driver.member_update(fx.member(M1, POOL_WEB, '192.0.2.10'),
+                                    dm.Member(member_id=M1, weight=9))
+        fenced.committed()['pools'][0]['members'][0]['weight'] = 9
+        b.process(LB, fenced.state.pending('alpha')[LB])     # weight 9
+        owner['b'] = b
+
+    real_apply = fenced.worker.backend.apply_loadbalancer
+
+    def stalled_mid_write(graph):
+        b_takes_over_and_works()      # while agent-a is stalled here...
+        real_apply(graph)             # ...then a's older write lands
+
+    monkeypatch.setattr(fenced.worker.backend, 'apply_loadbalancer',
+                        stalled_mid_write)
+    fenced.worker._job(LB)
+    weight = fenced.appliance()['pools'][0]['members'][0]['weight']
+    assert (fenced.worker.fenced, weight) == (True, 5)     # stale
+    assert [lb for _k, lb, agent in fencing.late_writes(
+        fenced.state.kv, 'alpha')] == [LB]
+
+    b = owner['b']
+    b.probe(force=True)                          # b finds the late write
+    b.process(LB, fenced.state.pending('alpha')[LB])
+
+    assert fenced.appliance()['pools'][0]['members'][0]['weight'] == 9
+    assert fencing.late_writes(fenced.state.kv, 'alpha') == []
+    assert fenced.state.pending('alpha') == {}
+    # agent-a recorded nothing: each status came from agent-b, once
+    assert [s['members'][0]['id'] for s in fenced.octavia.statuses] == [
+        M1, M1]
