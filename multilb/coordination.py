@@ -39,6 +39,31 @@ def new_member_id():
                           uuid.uuid4().hex[:6])).encode('ascii')
 
 
+def live_agents(url):
+    """Member ids of the agents in the group now, read without joining it
+    (for ``multilb-manage``, which must never be given clusters).
+
+    :raises StoreUnavailable: the coordination backend cannot be reached.
+    """
+    coordinator = None
+    try:
+        coordinator = coordination.get_coordinator(
+            url, b'multilb-manage-' + new_member_id())
+        coordinator.start(start_heart=False)
+        return {m.decode() for m in coordinator.get_members(GROUP).get()}
+    except coordination.GroupNotCreated:
+        return set()
+    except Exception as exc:  # etcd3gw errors are not ToozErrors
+        raise exceptions.StoreUnavailable(
+            'coordination backend unavailable: %s' % exc) from None
+    finally:
+        if coordinator is not None:
+            try:
+                coordinator.stop()
+            except Exception:
+                LOG.debug('coordinator stop failed', exc_info=True)
+
+
 class Coordinator:
     """Membership, ownership and locks of one provider agent process."""
 

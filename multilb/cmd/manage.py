@@ -10,6 +10,7 @@
     multilb-manage ... lb show LOADBALANCER_ID
     multilb-manage ... lb sync LOADBALANCER_ID
     multilb-manage ... outbox list [--cluster NAME]
+    multilb-manage ... agents list
 
 It reads the configuration files Octavia reads (``[multilb]`` and the
 ``[cluster:<name>]`` sections, validated exactly as the driver does, through
@@ -34,6 +35,7 @@ import warnings
 
 from oslo_config import cfg
 
+from multilb.cmd import agents
 from multilb.cmd import errors
 from multilb.cmd import format as fmt
 from multilb.cmd import sync
@@ -395,9 +397,9 @@ def build_parser():
         help='a directory of *.conf files read after the --config-file ones')
     parser.add_argument('--debug', action='store_true',
                         help='log to stderr and show tracebacks')
-    objects = parser.add_subparsers(dest='object',
-                                    metavar='{cluster,lb,outbox,vip-pool}',
-                                    required=True)
+    objects = parser.add_subparsers(
+        dest='object', metavar='{cluster,lb,outbox,vip-pool,agents}',
+        required=True)
 
     cluster = objects.add_parser('cluster', help='appliance clusters')
     actions = cluster.add_subparsers(
@@ -457,6 +459,7 @@ def build_parser():
                              'clusters that serve it')
     _add_format(sub)
     sub.set_defaults(func=vip_pool_list)
+    agents.add_parsers(objects, _add_format)
     return parser
 
 

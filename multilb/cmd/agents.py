@@ -1,0 +1,56 @@
+"""``multilb-manage agents list``: which provider agent drives which cluster.
+
+::
+
+    multilb-manage ... agents list
+
+Live agents come from the agents' group (read without joining it); what
+each drives comes from the clusters' ownership claims in the state store
+(``owner/<cluster>``, :mod:`multilb.fencing`). A claim by an agent that is
+no longer in the group is shown as such: its clusters get a new owner
+once its lock expires.
+"""
+
+from __future__ import annotations
+
+from multilb.cmd import format as fmt
+from multilb import coordination
+from multilb import fencing
+
+
+def agents_list(ctx, args):
+    live = coordination.live_agents(ctx.rt.conf.multilb.coordination_url)
+    owners = fencing.owners(ctx.state.kv)
+    driving = {}
+    for cluster, claim in owners.items():
+        driving.setdefault(claim.get('agent'), []).append((cluster, claim))
+    rows = []
+    for agent in sorted(live | set(driving)):
+        claims = sorted(driving.get(agent, []))
+        rows.append({
+            'agent': agent, 'live': agent in live,
+            'clusters': [c for c, _claim in claims],
+            'since': {c: fmt.iso(claim.get('at')) for c, claim in claims}})
+    wanted = set(ctx.rt.clusters.clusters)
+    undriven = sorted(wanted - {c for c, claim in owners.items()
+                                if claim.get('agent') in live})
+    data = {'agents': rows, 'clusters_without_live_agent': undriven}
+    text = fmt.table(['agent', 'live', 'clusters'], [
+        (r['agent'], 'yes' if r['live'] else 'no (its clusters go to '
+         'another agent once its lock expires)',
+         ', '.join(r['clusters']) or '-') for r in rows])
+    if undriven:
+        text += '\nclusters no live agent drives yet: %s\n' % ', '.join(
+            undriven)
+    return data, text
+
+
+def add_parsers(objects, add_format):
+    """Register ``agents list`` (manage.build_parser)."""
+    agents = objects.add_parser('agents', help='provider agents')
+    actions = agents.add_subparsers(dest='action', required=True,
+                                    metavar='{list}')
+    sub = actions.add_parser('list', help='live provider agents and the '
+                             'clusters each drives')
+    add_format(sub)
+    sub.set_defaults(func=agents_list)
