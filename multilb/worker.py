@@ -4,10 +4,11 @@ Each owned cluster gets a :class:`ClusterWorker`: its own scan thread, its own
 small thread pool and its own backend instance, so a slow or broken cluster
 never delays another. A scan delivers the cluster's status outbox, then hands
 every load balancer with pending intents to the pool (one job per load
-balancer at a time). A job waits until Octavia has committed what the intents
-describe, applies the whole load balancer with the backend, and records the
-outcome and the status update in one commit before delivering it. Objects
-the cluster refused are held out of later applies (:mod:`multilb.refused`).
+balancer at a time). A job (:mod:`multilb.jobs`) waits until Octavia has
+committed what the intents describe, applies the whole load balancer with the
+backend, and records the outcome and the status update in one commit before
+delivering it. Probing and resync are :mod:`multilb.probing`; ownership of
+the cluster is fenced (:mod:`multilb.fencing`).
 """
 
 from __future__ import annotations
@@ -17,19 +18,15 @@ import logging
 import threading
 import time
 
-from backends import exceptions as backend_exc
 from backends import transport
 from multilb import addresses
-from multilb import bindings
 from multilb import exceptions
 from multilb import fencing
-from multilb import graph as graphs
+from multilb import jobs
 from multilb import monitor as monitor_mod
-from multilb import octavia as octavia_mod
 from multilb import outbox as outbox_mod
 from multilb import probing
 from multilb import reconcile
-from multilb import refused as refused_mod
 from multilb import status as statuses
 
 LOG = logging.getLogger(__name__)
@@ -38,22 +35,12 @@ _MAX_BACKOFF = 30.0
 _STORE_LOG_EVERY = 30.0
 
 
-def _binds(intents):
-    """Reservation keys the driver made for these intents."""
-    return sorted({k for i in intents for k in i.get('binds') or ()})
-
-
 def _project(intents):
     """The project whose work ``intents`` are ('' if not recorded)."""
     return next((i['project'] for i in intents if i.get('project')), '')
 
 
-def _describe(intents):
-    return ', '.join('%s %s %s' % (i['op'], i['type'], i['id'])
-                     for i in intents)
-
-
-class ClusterWorker(probing.ProbingMixin):
+class ClusterWorker(jobs.LoadBalancerJobs, probing.ProbingMixin):
     """Applies pending work and delivers statuses for one cluster."""
 
     def __init__(self, cluster, state, octavia, settings, guard=None,
@@ -298,7 +285,7 @@ class ClusterWorker(probing.ProbingMixin):
             return False
         LOG.error('Load balancer %s on cluster %s: giving up on %s after '
                   '%.0fs; reporting ERROR', lb_id, self.name,
-                  _describe(intents), deadline)
+                  jobs.describe(intents), deadline)
         try:
             status = self._failure_status(lb_id, intents)
             key = self.state.complete(lb_id, self.name, intents,
@@ -329,216 +316,6 @@ class ClusterWorker(probing.ProbingMixin):
         with self._lock:
             self._failures.pop(lb_id, None)
             self._not_before.pop(lb_id, None)
-
-    # -- one load balancer ---------------------------------------------------
-
-    def process(self, lb_id, intents):
-        """Bring one load balancer in line with Octavia and report."""
-        record = self.state.get_lb(lb_id)
-        if record is None:
-            LOG.warning('Load balancer %s on cluster %s: no placement '
-                        'record; dropping %s', lb_id, self.name,
-                        _describe(intents))
-            self.state.complete(lb_id, self.name, intents)
-            return
-        try:
-            graph = self.octavia.get_loadbalancer(lb_id)
-        except octavia_mod.OctaviaUnavailable as exc:
-            LOG.warning('Load balancer %s on cluster %s: Octavia '
-                        'unavailable, will retry: %s', lb_id, self.name, exc)
-            self._backoff(lb_id)
-            return
-        now = time.time()
-        if graph is None:
-            self._absent(lb_id, intents, record, now)
-            return
-        ready, dropped = self._committed(lb_id, intents, graph, now)
-        if ready is None:
-            return  # Octavia has not committed yet; look again next scan
-        if dropped and not ready:
-            self.state.complete(lb_id, self.name, dropped,
-                                free=_binds(dropped))
-            return
-        if any(i['type'] == 'loadbalancer' and i['op'] == 'delete'
-               for i in ready):
-            self._delete(lb_id, ready + dropped, graph, record, now)
-        else:
-            self._apply(lb_id, ready, dropped, graph, record, now)
-
-    def _absent(self, lb_id, intents, record, now):
-        """Octavia does not show the LB: not committed yet, or gone."""
-        young = [i for i in intents if i['type'] == 'loadbalancer'
-                 and i['op'] == 'create'
-                 and now - i['at'] < self.settings.commit_wait_timeout]
-        if young:
-            return
-        LOG.warning('Load balancer %s on cluster %s is not in Octavia '
-                    '(create rolled back, or already deleted); releasing '
-                    'its placement', lb_id, self.name)
-        try:
-            self.backend.delete_loadbalancer(lb_id)
-        except backend_exc.BackendError as exc:
-            LOG.warning('Load balancer %s on cluster %s: cleanup failed, '
-                        'will retry: %s', lb_id, self.name, exc)
-            self._backoff(lb_id)
-            return
-        self.state.complete(lb_id, self.name, intents, release=True,
-                            unindex=self._known_ids(record))
-        self._forget(lb_id)
-
-    def _committed(self, lb_id, intents, graph, now):
-        """Split intents into (ready, dropped); ready is None to wait."""
-        ready, dropped = [], []
-        for intent in intents:
-            if graphs.shows_intent(graph, intent):
-                ready.append(intent)
-                continue
-            if now - intent['at'] < self.settings.commit_wait_timeout:
-                return None, None
-            if intent['op'] == 'create' or (
-                    intent['op'] == 'batch' and not graphs.shows_members(
-                        graph, intent)):
-                LOG.warning('Load balancer %s on cluster %s: %s never '
-                            'appeared in Octavia (rolled back); dropping it',
-                            lb_id, self.name, _describe([intent]))
-                dropped.append(intent)
-            else:
-                LOG.warning('Load balancer %s on cluster %s: %s not visible '
-                            'in Octavia after %.0fs; applying what is '
-                            'committed', lb_id, self.name,
-                            _describe([intent]),
-                            self.settings.commit_wait_timeout)
-                ready.append(intent)
-        return ready, dropped
-
-    def _retry_or_fail(self, lb_id, intents, exc, now):
-        """True if a transient failure should be retried later."""
-        oldest = min(i['at'] for i in intents)
-        if (isinstance(exc, backend_exc.BackendUnavailable)
-                and now - oldest < self.settings.apply_retry_timeout):
-            LOG.warning('Load balancer %s on cluster %s: cluster '
-                        'unavailable, will retry %s: %s', lb_id, self.name,
-                        _describe(intents), exc)
-            self._backoff(lb_id, getattr(exc, 'retry_after', None))
-            return True
-        LOG.error('Load balancer %s on cluster %s: %s failed: %s', lb_id,
-                  self.name, _describe(intents), exc)
-        return False
-
-    def _apply_graph(self, desired):
-        # defence in depth: the API refused these already
-        self.guard.check_graph(desired, self.cluster.member_networks)
-        self._verify()
-        self.backend.apply_loadbalancer(desired)
-
-    def _apply(self, lb_id, intents, dropped, graph, record, now):
-        gone = statuses.deleting(intents, graph, record)
-        started = time.monotonic()
-        try:
-            desired, held, refused = refused_mod.apply(
-                self._apply_graph, graph, intents, gone, record,
-                (lb_id, self.name))
-            ok = True
-        except (exceptions.Fenced, exceptions.StoreUnavailable):
-            raise               # not the cluster's failure: nothing to report
-        except Exception as exc:  # noqa: B902 - any failure ends in ERROR
-            self._note_error()
-            if self._retry_or_fail(lb_id, intents, exc, now):
-                return
-            ok = False
-        observes = self.backend.observes_health()
-        sent = self.state.get_sent(lb_id) if any(
-            i['op'] == 'failover' for i in intents) else None
-        status = statuses.for_intents(intents, graph, record, ok,
-                                      observes=observes, sent=sent)
-        if ok and observes and self.monitor is not None:
-            status = self.monitor.overlay(status, desired)
-        # Index what Octavia has (objects in ERROR or held out included:
-        # the user may still update or delete them), forget what was
-        # deleted.
-        kept = graphs.prune(graph, gone) if ok else graph
-        present = graphs.object_ids(kept)
-        indexed = set(record.get('indexed', []))
-        new_record = dict(record, indexed=sorted(present))
-        if ok:
-            status = statuses.refuse(
-                status, refused, graph,
-                healed=refused_mod.healed(record, desired, held | refused),
-                held=held)
-            new_record['pools'] = graphs.pool_members(kept)
-            new_record['listeners'] = len(kept['listeners'])
-            new_record['locks'] = statuses.locks(kept)
-            new_record['applied'] = True
-            new_record['refused'] = sorted(held | refused)
-        free = self._rebind(new_record, kept, intents + dropped)
-        key = self.state.complete(
-            lb_id, self.name, intents + dropped, status=status,
-            record=new_record,
-            index={o: t for o, t in present.items() if o not in indexed},
-            unindex=sorted(indexed - set(present)) if ok else (),
-            free=free)
-        self._forget(lb_id)
-        if ok and self.monitor is not None:
-            self.monitor.remember(lb_id, desired)
-        LOG.info('Load balancer %s on cluster %s: %s %s in %.3fs', lb_id,
-                 self.name, _describe(intents),
-                 ('applied without %d refused object(s)' % len(
-                     new_record['refused']) if ok and new_record['refused']
-                  else 'applied') if ok else 'FAILED',
-                 time.monotonic() - started)
-        self._deliver(key)
-
-    def _delete(self, lb_id, intents, graph, record, now):
-        try:
-            self._verify()
-            self.backend.delete_loadbalancer(lb_id)
-            ok = True
-        except (exceptions.Fenced, exceptions.StoreUnavailable):
-            raise               # not the cluster's failure: nothing to report
-        except Exception as exc:  # noqa: B902 - any failure ends in ERROR
-            self._note_error()
-            if self._retry_or_fail(lb_id, intents, exc, now):
-                return
-            ok = False
-        status = statuses.for_intents(intents, graph, record, ok,
-                                      observes=self.backend.observes_health())
-        if ok:
-            unindex = set(graphs.object_ids(graph)) | self._known_ids(record)
-            for intent in intents:
-                unindex |= set(intent.get('tree', {}))
-            key = self.state.complete(lb_id, self.name, intents,
-                                      status=status, release=True,
-                                      unindex=sorted(unindex))
-            LOG.info('Load balancer %s deleted from cluster %s', lb_id,
-                     self.name)
-            if self.monitor is not None:
-                self.monitor.forget(lb_id)
-        else:
-            key = self.state.complete(lb_id, self.name, intents,
-                                      status=status, record=record)
-        self._forget(lb_id)
-        self._deliver(key)
-
-    def _rebind(self, record, graph, intents):
-        """Record the address:port reservations of ``graph``'s listeners
-        in ``record``; return the keys of listeners it no longer has."""
-        bound = bindings.addresses_for(self.cluster,
-                                       bindings.vips_of(graph))
-        try:
-            keys = bindings.keys_for(self.cluster, bound, graph['listeners'])
-        except bindings.PortRefused:
-            keys = dict(record.get('binds') or {})  # refused at the API
-        known = set(record.get('binds') or {}) | set(_binds(intents))
-        record['addresses'], record['binds'] = bound, keys
-        return sorted(known - set(keys))
-
-    @staticmethod
-    def _known_ids(record):
-        ids = {record['id']} | set(record.get('pools', {}))
-        ids |= set(record.get('indexed', []))
-        for members in record.get('pools', {}).values():
-            ids |= set(members)
-        return ids
 
     def deliver_outbox(self):
         self.outbox.deliver_all()

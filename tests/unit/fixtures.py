@@ -38,6 +38,7 @@ from backends.fake import backend as fake_backend
 from multilb import coordination
 from multilb import driver as driver_mod
 from multilb import graph as graphs
+from multilb import jobs
 from multilb import octavia as octavia_mod
 from multilb import runtime
 from multilb import store
@@ -382,7 +383,7 @@ StatusRejected = octavia_mod.StatusRejected
 
 
 class Clock:
-    """Stands in for ``time`` in multilb.worker, probing, outbox and
+    """Stands in for ``time`` in multilb.worker, jobs, probing, outbox and
     reconcile."""
 
     def __init__(self):
@@ -500,6 +501,7 @@ def clock(monkeypatch):
     monkeypatch.setattr(probing, 'time', fake)
     monkeypatch.setattr(outbox_mod, 'time', fake)
     monkeypatch.setattr(reconcile, 'time', fake)
+    monkeypatch.setattr(jobs, 'time', fake)
     return fake
 
 
