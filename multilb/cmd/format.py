@@ -191,6 +191,8 @@ def lb_text(data, cluster):
          if data.get('vip') else 'not from a multilb pool'),
         ('bound', [b.split('/', 1)[1] for b in data.get('bound') or ()]
          or 'nothing (no listener, or a backend that binds no address)'),
+        ('refused', data.get('refused') or 'nothing (the cluster holds every '
+         'object)'),
     ])
 
 

@@ -309,6 +309,8 @@ def lb_show(ctx, args):
                   (record.get('pools') or {}).items()},
         'vip': record.get('vip'),
         'bound': sorted(record.get('binds') or {}),
+        # objects the cluster refused, left out until changed (refused.py)
+        'refused': sorted(record.get('refused') or ()),
     }
     return data, fmt.lb_text(data, cluster)
 
