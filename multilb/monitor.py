@@ -47,8 +47,14 @@ COUNTERS = ('bytes_in', 'bytes_out', 'request_errors', 'total_connections')
 class ClusterMonitor:
     """Polls one cluster's member health and listener statistics."""
 
-    def __init__(self, cluster_name, backend, state, octavia, settings):
+    def __init__(self, cluster_name, backend, state, octavia, settings,
+                 fence=None):
+        """:param fence: the worker's :class:`multilb.fencing.Ownership`:
+            each poll first checks the agent still owns the cluster (a
+            stalled agent that lost it reports neither health nor traffic
+            the new owner counts too)."""
         self.name = cluster_name
+        self.fence = fence
         self.backend = backend
         self.state = state
         self.octavia = octavia
@@ -119,7 +125,13 @@ class ClusterMonitor:
 
     def _guarded(self, poll):
         try:
+            if self.fence is not None:
+                self.fence.verify()
             poll()
+        except exceptions.Fenced as exc:
+            LOG.warning('Cluster %s: %s stopped: %s', self.name,
+                        poll.__name__, exc)
+            self._stop.set()
         except (exceptions.StoreUnavailable,
                 octavia_mod.OctaviaUnavailable) as exc:
             LOG.warning('Cluster %s: %s postponed: %s', self.name,

@@ -99,7 +99,8 @@ class ClusterWorker(jobs.LoadBalancerJobs, probing.ProbingMixin):
             self.name, self.state, self.backend, self.octavia, self.settings)
         self._start_threads()
         self.monitor = monitor_mod.ClusterMonitor(
-            self.name, self.backend, self.state, self.octavia, self.settings)
+            self.name, self.backend, self.state, self.octavia, self.settings,
+            fence=self.fence)
         self.monitor.start()
         LOG.info('Cluster %s: worker started (backend %s)', self.name,
                  self.cluster.backend)

@@ -11,6 +11,7 @@ from octavia_lib.api.drivers import data_models as dm
 
 from multilb import exceptions
 from multilb import fencing
+from multilb import monitor as monitor_mod
 from multilb import worker as worker_mod
 from tests.unit import fixtures as fx
 from tests.unit.fixtures import LB, M1, POOL_WEB
@@ -154,3 +155,17 @@ def test_a_late_write_is_repaired_by_the_new_owner(fenced, settings,
     # agent-a recorded nothing: each status came from agent-b, once
     assert [s['members'][0]['id'] for s in fenced.octavia.statuses] == [
         M1, M1]
+
+
+def test_a_stalled_monitor_reports_nothing_after_a_takeover(fenced,
+                                                            settings):
+    ownership, _ = _claim(fenced, 'agent-a2')
+    monitor = monitor_mod.ClusterMonitor(
+        'alpha', fenced.worker.backend, fenced.state, fenced.octavia,
+        settings, fence=ownership)
+    polled = []
+    monitor._guarded(lambda: polled.append(1))
+    assert polled == [1]
+    _claim(fenced, 'agent-b')
+    monitor._guarded(lambda: polled.append(2))
+    assert polled == [1] and monitor._stop.is_set()
