@@ -224,6 +224,45 @@ def test_unavailable_cluster_is_retried_not_failed(fleet, conn):
     assert prov(lbc.get_listener, listener.id) == ACTIVE
 
 
+def test_a_member_the_cluster_rejects_never_poisons_its_lb(fleet, conn):
+    """The cluster refuses one member (an address it cannot route): that
+    member is ERROR, later changes of the LB still go ACTIVE, deleting the
+    member heals it."""
+    lbc = conn.load_balancer
+    lb = make_lb(conn, 'poisoned', listeners=FULL_GRAPH)
+    [pool] = pools_of(conn, lb.id)
+    fleet.set_faults(reject_addresses=['192.0.2.66'])
+    bad = lbc.create_member(pool, address='192.0.2.66', protocol_port=8080)
+    assert wait_lb(conn, lb.id).provisioning_status == ACTIVE
+    assert prov(lbc.get_member, bad.id, pool.id) == 'ERROR'
+    held = fleet.appliance(lb.id)[1]['pools'][0]['members']
+    assert sorted(m['address'] for m in held) == ['192.0.2.10', '192.0.2.11']
+
+    # Later changes go ACTIVE (before, each resent the refused member and
+    # failed with it).
+    good = lbc.create_member(pool, address='192.0.2.12', protocol_port=8080)
+    wait_lb(conn, lb.id)
+    assert prov(lbc.get_member, good.id, pool.id) == ACTIVE
+    [listener] = listeners_of(conn, lb.id)
+    lbc.update_listener(listener, connection_limit=50)
+    wait_lb(conn, lb.id)
+    assert prov(lbc.get_listener, listener.id) == ACTIVE
+    held = fleet.appliance(lb.id)[1]
+    assert held['listeners'][0]['connection_limit'] == 50
+    assert sorted(m['address'] for m in held['pools'][0]['members']) == [
+        '192.0.2.10', '192.0.2.11', '192.0.2.12']
+    assert prov(lbc.get_member, bad.id, pool.id) == 'ERROR'
+
+    # Deleting the refused member heals the LB: nothing is left in ERROR.
+    lbc.delete_member(bad, pool)
+    wait_lb(conn, lb.id)
+    assert gone(lbc.get_member, bad.id, pool.id)
+    assert prov(lbc.get_pool, pool.id) == ACTIVE
+    assert [m.provisioning_status for m in lbc.members(pool.id)] == [
+        ACTIVE] * 3
+    lbc.delete_load_balancer(lb.id, cascade=True)
+
+
 def test_agent_killed_mid_create_finishes_after_restart(fleet, conn):
     lbc = conn.load_balancer
     fleet.set_faults(latency=3.0)
