@@ -14,11 +14,13 @@ once its lock expires.
 from __future__ import annotations
 
 from multilb.cmd import format as fmt
-from multilb import coordination
 from multilb import fencing
 
 
 def agents_list(ctx, args):
+    # tooz (and eventlet, through futurist) only for this command: imported
+    # here, after manage.main silenced libraries' deprecation notices
+    from multilb import coordination
     live = coordination.live_agents(ctx.rt.conf.multilb.coordination_url)
     owners = fencing.owners(ctx.state.kv)
     driving = {}
