@@ -134,6 +134,24 @@ class LoadBalancerJobs:
                   self.name, describe(intents), exc)
         return False
 
+    def _attempt(self, lb_id, intents, now, write):
+        """Run ``write()`` (a change of the cluster).
+
+        :returns: ``(True, its result)``; ``(False, None)`` when it failed
+            for good (the intents end in ERROR); None when it is retried
+            later (nothing to record now).
+        :raises Fenced, StoreUnavailable: not the cluster's failure.
+        """
+        try:
+            return True, write()
+        except (exceptions.Fenced, exceptions.StoreUnavailable):
+            raise               # not the cluster's failure: nothing to report
+        except Exception as exc:  # noqa: B902 - any failure ends in ERROR
+            self._note_error()
+            if self._retry_or_fail(lb_id, intents, exc, now):
+                return None
+            return False, None
+
     def _apply_graph(self, desired):
         # defence in depth: the API refused these already
         self.guard.check_graph(desired, self.cluster.member_networks)
@@ -143,18 +161,13 @@ class LoadBalancerJobs:
     def _apply(self, lb_id, intents, dropped, graph, record, now):
         gone = statuses.deleting(intents, graph, record)
         started = time.monotonic()
-        try:
-            desired, held, refused = refused_mod.apply(
-                self._apply_graph, graph, intents, gone, record,
-                (lb_id, self.name))
-            ok = True
-        except (exceptions.Fenced, exceptions.StoreUnavailable):
-            raise               # not the cluster's failure: nothing to report
-        except Exception as exc:  # noqa: B902 - any failure ends in ERROR
-            self._note_error()
-            if self._retry_or_fail(lb_id, intents, exc, now):
-                return
-            ok = False
+        outcome = self._attempt(lb_id, intents, now, lambda: refused_mod.apply(
+            self._apply_graph, graph, intents, gone, record,
+            (lb_id, self.name)))
+        if outcome is None:
+            return
+        ok, applied = outcome
+        desired, held, refused = applied if ok else (None, set(), set())
         observes = self.backend.observes_health()
         sent = self.state.get_sent(lb_id) if any(
             i['op'] == 'failover' for i in intents) else None
@@ -198,17 +211,14 @@ class LoadBalancerJobs:
         self._deliver(key)
 
     def _delete(self, lb_id, intents, graph, record, now):
-        try:
+        def delete():
             self._verify()
             self.backend.delete_loadbalancer(lb_id)
-            ok = True
-        except (exceptions.Fenced, exceptions.StoreUnavailable):
-            raise               # not the cluster's failure: nothing to report
-        except Exception as exc:  # noqa: B902 - any failure ends in ERROR
-            self._note_error()
-            if self._retry_or_fail(lb_id, intents, exc, now):
-                return
-            ok = False
+
+        outcome = self._attempt(lb_id, intents, now, delete)
+        if outcome is None:
+            return
+        ok, _ = outcome
         status = statuses.for_intents(intents, graph, record, ok,
                                       observes=self.backend.observes_health())
         if ok:
