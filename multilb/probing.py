@@ -83,9 +83,7 @@ class ProbingMixin:
                 LOG.warning('Load balancer %s on cluster %s: agent %s wrote '
                             'to the cluster after losing it; re-applying '
                             'it', lb_id, self.name, agent)
-                self.state.add_intent(lb_id, self.name, {
-                    'op': 'sync', 'type': 'loadbalancer', 'id': lb_id,
-                    'project': record.get('project_id') or ''})
+                self.state.add_sync(lb_id, record)
             kv.commit(deletes=[key])
 
     def _breaker_changed(self, record):
@@ -156,8 +154,6 @@ class ProbingMixin:
             LOG.warning('Load balancer %s on cluster %s is missing from the '
                         'cluster (%s); re-applying it', lb_id, self.name,
                         health.detail)
-            self.state.add_intent(lb_id, self.name, {
-                'op': 'sync', 'type': 'loadbalancer', 'id': lb_id,
-                'project': record.get('project_id') or ''})
+            self.state.add_sync(lb_id, record)
         if listed is not None and self.orphans is not None:
             self.orphans.sweep(listed, placed, pending)

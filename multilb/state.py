@@ -388,6 +388,13 @@ class State:
             raise RuntimeError('unconditional commit refused')
         return False
 
+    def add_sync(self, lb_id, record):
+        """Queue a re-apply of ``lb_id`` on its cluster (``record``: its
+        placement record); the agent reports nothing for it."""
+        self.add_intent(lb_id, record['cluster'], {
+            'op': 'sync', 'type': 'loadbalancer', 'id': lb_id,
+            'project': record.get('project_id') or ''})
+
     def has_placement(self, lb_id):
         return bool(lb_id) and self.kv.get(_lb_key(lb_id)) is not None
 

@@ -45,12 +45,6 @@ def _in_service(ctx, name, what):
                                                                why))
 
 
-def _queue(ctx, lb_id, record):
-    ctx.state.add_intent(lb_id, record['cluster'], {
-        'op': 'sync', 'type': 'loadbalancer', 'id': lb_id,
-        'project': record.get('project_id') or ''})
-
-
 def lb_sync(ctx, args):
     lb_id = args.id
     record = known_loadbalancer(ctx, lb_id)
@@ -60,7 +54,7 @@ def lb_sync(ctx, args):
         raise errors.CommandError(
             'load balancer %s has not been applied to cluster %s yet; its '
             'pending work applies it; nothing was queued' % (lb_id, name))
-    _queue(ctx, lb_id, record)
+    ctx.state.add_sync(lb_id, record)
     pending = len(ctx.state.pending(name).get(lb_id, []))
     data = {'id': lb_id, 'cluster': name, 'queued': True,
             'pending_intents': pending}
@@ -81,7 +75,7 @@ def cluster_sync(ctx, args):
         if not record or not record.get('applied'):
             skipped.append(lb_id)
             continue
-        _queue(ctx, lb_id, record)
+        ctx.state.add_sync(lb_id, record)
         queued.append(lb_id)
     data = {'cluster': name, 'queued': queued, 'not_applied_yet': skipped}
     text = ('re-apply of %d load balancer(s) queued on cluster %s; the '
