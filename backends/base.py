@@ -261,6 +261,22 @@ class ApplianceBackend(abc.ABC):
         :raises BackendUnavailable: when the cluster cannot be asked.
         """
 
+    def verify_loadbalancer(self, graph: dict) -> None:
+        """Check that every node of the cluster serves ``graph`` as
+        :meth:`apply_loadbalancer` left it, asking each node directly.
+
+        Called by the agent after applying a load balancer to the target
+        of a move (:mod:`multilb.moves`), before the source stops serving
+        it: a node that missed the apply (down, behind) must fail this.
+        Must not change anything on the cluster. The default trusts the
+        apply (for appliances that acknowledge a change only once every
+        node serves it); backends whose applies tolerate a node missing
+        them must override it.
+
+        :raises BackendUnavailable: a node does not serve it (yet), or
+            cannot be asked; the message names the node and what differs.
+        """
+
     def observes_health(self) -> bool:
         """Whether this cluster observes its data plane (see
         :attr:`OBSERVES_HEALTH`). Read by the agent once per operation and

@@ -23,6 +23,7 @@ from multilb import departed
 from multilb import exceptions
 from multilb import flavors
 from multilb import graph as graphs
+from multilb import moves
 from multilb import placement
 from multilb import runtime
 
@@ -290,8 +291,38 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
 
     @_edge
     def loadbalancer_failover(self, loadbalancer_id):
-        self._record('loadbalancer', 'failover', loadbalancer_id,
-                     lb_id=loadbalancer_id)
+        """In place; or, when the load balancer's cluster is draining,
+        retired or broken, a move make-before-break (:mod:`multilb.moves`)
+        whose target applies the failover once it serves the load
+        balancer (if no cluster can take it, in place)."""
+        lb_id = loadbalancer_id
+        if not self._failover_elsewhere(runtime.get(), lb_id):
+            self._record('loadbalancer', 'failover', lb_id, lb_id=lb_id)
+
+    @staticmethod
+    def _failover_elsewhere(rt, lb_id):
+        record = rt.state.get_lb(lb_id)
+        if record is None or record['cluster'] not in rt.clusters.clusters:
+            return False
+        why = placement.leave_reason(rt, record['cluster'])
+        if why is None:
+            return False
+        try:
+            target = placement.move_target(rt, record)
+            moves.Moves(rt.state).start(
+                lb_id, target,
+                rt.clusters.clusters[target].max_loadbalancers,
+                'failover', reason='failover: %s' % why,
+                extra_intents=({'op': 'failover', 'type': 'loadbalancer',
+                                'id': lb_id},))
+        except (exceptions.NoValidCluster, ValueError) as exc:
+            LOG.warning('Failover of load balancer %s: %s, but it cannot '
+                        'move (%s); failing it over in place', lb_id, why,
+                        exc)
+            return False
+        LOG.info('Failover of load balancer %s: %s; moving it to cluster '
+                 '%s', lb_id, why, target)
+        return True
 
     # -- listeners -----------------------------------------------------------
 

@@ -31,6 +31,12 @@ class Fenced(MultiLBError):
     agent must not write to the cluster nor complete work on it."""
 
 
+class Moved(MultiLBError):
+    """The load balancer moved to another cluster while this cluster's
+    worker was processing it (:mod:`multilb.moves`): nothing was recorded;
+    its pending work is forwarded to the new cluster, which reports it."""
+
+
 class NoValidCluster(MultiLBError):
     """No cluster passed the scheduler for a new load balancer.
 

@@ -17,6 +17,7 @@ from backends import exceptions as backend_exc
 from multilb import bindings
 from multilb import exceptions
 from multilb import graph as graphs
+from multilb import moves
 from multilb import octavia as octavia_mod
 from multilb import refused as refused_mod
 from multilb import status as statuses
@@ -44,6 +45,12 @@ class LoadBalancerJobs:
     def process(self, lb_id, intents):
         """Bring one load balancer in line with Octavia and report."""
         record = self.state.get_lb(lb_id)
+        if record is None and any(i['op'] in (moves.MOVE, moves.EVICT)
+                                  for i in intents):
+            record = {'id': lb_id, 'cluster': None}    # deleted meanwhile
+        if record is not None and record['cluster'] != self.name:
+            self.elsewhere(lb_id, intents, record)
+            return
         if record is None:
             LOG.warning('Load balancer %s on cluster %s: no placement '
                         'record; dropping %s', lb_id, self.name,

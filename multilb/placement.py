@@ -128,6 +128,57 @@ class Placer:
             lb_id, ATTEMPTS))
 
 
+def leave_reason(rt, name, now=None):
+    """Why a load balancer on cluster ``name`` should move away when
+    Octavia fails it over (draining, retired, breaker open, unreachable),
+    or None to fail it over in place."""
+    now = time.time() if now is None else now
+    info = rt.state.cluster_runtime().get(name, {})
+    admin, health = info.get('admin') or {}, info.get('health') or {}
+    breaker = info.get('breaker') or {}
+    stale_after = 3 * rt.conf.multilb.health_interval
+    fresh = bool(health) and now - health.get('at', 0) <= stale_after
+    if admin.get('retired'):
+        return 'cluster %s is retired' % name
+    if admin.get('draining'):
+        return 'cluster %s is draining' % name
+    if fresh and health.get('breaker_open') or (
+            breaker.get('state', 'closed') != 'closed'
+            and now - breaker.get('at', 0) <= stale_after):
+        return 'the circuit breaker of cluster %s is open' % name
+    if fresh and not health.get('reachable'):
+        return 'cluster %s is unreachable' % name
+    return None
+
+
+def move_target(rt, record, to=None):
+    """The cluster a placed load balancer (its ``record``) moves to: the
+    scheduler's choice among the other clusters, with the load balancer's
+    stored flavor and availability zone, and only clusters that serve its
+    VIP pool. ``to``: consider that cluster only (the filters still say
+    why it cannot take it).
+
+    The record keeps no graph, so the capabilities a load balancer needs
+    are not checked here: a target that cannot serve it refuses the
+    apply, and the move rolls back.
+
+    :raises multilb.exceptions.NoValidCluster: no cluster can take it.
+    """
+    request = cluster_state.PlacementRequest(
+        loadbalancer_id=record['id'],
+        project_id=record.get('project_id') or '',
+        flavor=record.get('flavor') or {},
+        availability_zone=record.get('availability_zone') or {},
+        listeners=int(record.get('listeners') or 0), needs=frozenset())
+    states, _info, _project = snapshot(rt, request)
+    pool = (record.get('vip') or {}).get('pool')
+    states = [s for s in states if s.name != record['cluster']
+              and (to is None or s.name == to)
+              and (pool is None
+                   or pool in rt.clusters.clusters[s.name].vip_pools)]
+    return rt.placer.scheduler.select(request, states)[0].name
+
+
 # Filter that removed the last candidates -> what the tenant is told.
 _USER_TEXT = {
     'CapacityFilter': 'No appliance cluster has room for a new load '

@@ -23,6 +23,8 @@ Key layout (all values JSON)::
                                   (multilb.fencing)
     late/<cluster>/<lb id>        a write an agent made after losing the
                                   cluster: the owner re-applies the LB
+    move/<lb id>                  a move of the LB to another cluster
+                                  (multilb.moves)
 
 ``cluster/`` holds a few keys per cluster only, so that one prefix read gives
 the scheduler the runtime state of the whole fleet.
@@ -42,6 +44,7 @@ import time
 import uuid
 
 from multilb import bindings
+from multilb import exceptions
 from multilb import status as statuses
 from multilb import vips
 
@@ -460,7 +463,16 @@ class State:
                 puts[outbox_key] = _dump({'lb': lb_id, 'status': status})
                 if not release:
                     self._sent_ops(lb_id, status, checks, puts)
-            old = self.get_lb(lb_id) or {}
+            entry = self.kv.get(_lb_key(lb_id))
+            old = json.loads(entry.value) if entry else {}
+            if old and old.get('cluster') != cluster and (
+                    status or record is not None or release):
+                raise exceptions.Moved(
+                    'load balancer %s moved from cluster %s to %s' % (
+                        lb_id, cluster, old.get('cluster')))
+            # a move switches the record in one commit (multilb.moves):
+            # never write over it with this cluster's view
+            checks[_lb_key(lb_id)] = entry.version if entry else None
             delta = 0
             if release:
                 delta = -old.get('listeners', 0)

@@ -24,6 +24,8 @@ from multilb import exceptions
 from multilb import fencing
 from multilb import jobs
 from multilb import monitor as monitor_mod
+from multilb import moves
+from multilb import moving
 from multilb import outbox as outbox_mod
 from multilb import probing
 from multilb import reconcile
@@ -40,7 +42,8 @@ def _project(intents):
     return next((i['project'] for i in intents if i.get('project')), '')
 
 
-class ClusterWorker(jobs.LoadBalancerJobs, probing.ProbingMixin):
+class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
+                    probing.ProbingMixin):
     """Applies pending work and delivers statuses for one cluster."""
 
     def __init__(self, cluster, state, octavia, settings, guard=None,
@@ -249,6 +252,9 @@ class ClusterWorker(jobs.LoadBalancerJobs, probing.ProbingMixin):
                 self.process(lb_id, intents)
         except exceptions.Fenced as exc:
             self._fenced_by(exc, lb_id)
+        except exceptions.Moved as exc:
+            LOG.info('Load balancer %s on cluster %s: %s meanwhile; its '
+                     'pending work goes there', lb_id, self.name, exc)
         except exceptions.StoreUnavailable as exc:
             LOG.warning('Load balancer %s on cluster %s: state store '
                         'unavailable, will retry: %s', lb_id, self.name, exc)
@@ -282,6 +288,8 @@ class ClusterWorker(jobs.LoadBalancerJobs, probing.ProbingMixin):
         """
         deadline = (self.settings.commit_wait_timeout +
                     self.settings.apply_retry_timeout)
+        if any(i['op'] in (moves.MOVE, moves.EVICT) for i in intents):
+            return False    # nothing to report: retried until done
         if time.time() - min(i['at'] for i in intents) < deadline:
             return False
         LOG.error('Load balancer %s on cluster %s: giving up on %s after '

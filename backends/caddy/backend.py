@@ -101,6 +101,14 @@ class CaddyBackend(base.ApplianceBackend):
                             'the load balancer\'s VIP address (production). '
                             'A fixed address (for example 127.0.0.1) is for '
                             'labs and tests where the VIP is not local.'),
+            cfg.StrOpt('served_by_header', default='',
+                       regex=r'^([A-Za-z0-9-]+)?$',
+                       help='Name of a response header every node adds to '
+                            'each response, valued with the cluster\'s '
+                            'name (for example X-Served-By): shows which '
+                            'cluster served a request, during a move of '
+                            'load balancers between clusters for example. '
+                            'Empty: none. Tells clients the cluster name.'),
             cfg.FloatOpt('connect_timeout', default=3.0, min=0.1,
                          help='Seconds to connect to a node\'s admin API.'),
             cfg.FloatOpt('read_timeout', default=15.0, min=0.1,
@@ -348,13 +356,56 @@ class CaddyBackend(base.ApplianceBackend):
     def apply_loadbalancer(self, graph):
         lb_id = graph['loadbalancer_id']
         servers = translate.servers(
-            graph, self.cluster.options.get('listen_address') or None)
+            graph, self.cluster.options.get('listen_address') or None,
+            served_by=self._served_by())
         self._on_every_node('apply', lb_id, self._writer(
             lb_id, servers, self._certificates(graph)))
 
     def delete_loadbalancer(self, loadbalancer_id):
         self._on_every_node('delete', loadbalancer_id,
                             self._writer(loadbalancer_id, {}, {}))
+
+    def verify_loadbalancer(self, graph):
+        """Every node holds exactly this load balancer's servers (as
+        applied, compared key by key) and certificates; each node is
+        asked directly, with the probe's short timeout, down or not."""
+        lb_id = graph['loadbalancer_id']
+        servers = translate.servers(
+            graph, self.cluster.options.get('listen_address') or None,
+            served_by=self._served_by())
+        wanted = set(self._certificates(graph))
+        problems = []
+        for endpoint, _client in self._nodes:
+            name, client = self._names[endpoint], self._probes[endpoint]
+            if endpoint in self._outdated:
+                problems.append('%s %s' % (name, self._too_old(endpoint)))
+                continue
+            try:
+                held = {key: value for key, value in
+                        client.get_servers().items()
+                        if key.split(SEPARATOR, 1)[0] == lb_id}
+                certificates = {
+                    e.get('@id') for e in client.get_certificates()
+                    if (e.get('@id') or '').split(SEPARATOR, 1)[0] == lb_id}
+            except exceptions.BackendError as exc:
+                problems.append('%s: %s' % (name, exc))
+                continue
+            if set(held) != set(servers):
+                problems.append('%s holds %d of its %d servers' % (
+                    name, len(set(held) & set(servers)), len(servers)))
+            elif any(held[key] != value for key, value in servers.items()):
+                problems.append('%s holds an older configuration' % name)
+            elif not wanted <= certificates:
+                problems.append('%s lacks %d certificate(s)' % (
+                    name, len(wanted - certificates)))
+        if problems:
+            raise exceptions.BackendUnavailable(
+                'cluster %s does not serve load balancer %s on every node: '
+                '%s' % (self.cluster.name, lb_id, '; '.join(problems)))
+
+    def _served_by(self):
+        header = self.cluster.options.get('served_by_header') or ''
+        return (header, self.cluster.name) if header else None
 
     def _writer(self, lb_id, servers, certificates):
         """``action(endpoint, client)`` that makes a node hold exactly

@@ -421,13 +421,15 @@ def _monitor_port(pool):
 # -- servers ---------------------------------------------------------------
 
 
-def servers(graph, listen_address=None):
+def servers(graph, listen_address=None, served_by=None):
     """``{'<lb_id>--<listener_id>': server}`` for ``apps.http.servers``.
 
     A disabled load balancer or listener (admin_state_up False) gets no
     server: the backend deletes this LB's servers whose key is absent.
 
     :param listen_address: address to bind instead of the VIPs.
+    :param served_by: ``(header name, value)`` every response gets (the
+        operator's ``served_by_header`` and the cluster name), or None.
     :raises BackendRejected: see :func:`check`.
     """
     check(graph)
@@ -438,11 +440,12 @@ def servers(graph, listen_address=None):
             vip.get('ip_address') for vip in graph.get('additional_vips')
             or []]
     pools = {p['pool_id']: p for p in graph.get('pools') or []}
-    return {server_key(graph, li): _server(graph, li, pools, addresses)
+    return {server_key(graph, li): _server(graph, li, pools, addresses,
+                                           served_by)
             for li in _served(graph)}
 
 
-def _server(graph, listener, pools, addresses):
+def _server(graph, listener, pools, addresses, served_by=None):
     key = server_key(graph, listener)
     server = {
         '@id': key,
@@ -458,6 +461,9 @@ def _server(graph, listener, pools, addresses):
                       'idle_timeout'):
             server[field] = _duration(timeout)
     routes = []
+    if served_by:
+        routes.append({'handle': [{'handler': 'headers', 'response': {
+            'set': {served_by[0]: [served_by[1]]}}}]})
     cidrs = listener.get('allowed_cidrs')
     if cidrs:
         ranges = [str(ipaddress.ip_network(x, strict=False)) for x in cidrs]

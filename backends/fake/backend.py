@@ -14,7 +14,8 @@ by ``fake_fault_file`` is read on every call, for example::
                                     "active_connections": 1, ...}}}
 
 ``unavailable`` raises :class:`BackendUnavailable` (retried by the agent),
-``rejected`` raises :class:`BackendRejected` (ERROR at once).
+``rejected`` raises :class:`BackendRejected` (ERROR at once); a
+``verify`` fault fails the check of a moved load balancer.
 ``"reject_addresses": ["192.0.2.9", ...]`` makes applies of a graph with a
 member on one of those addresses fail with :class:`BackendRejected` naming
 those members (as an appliance refusing an address it cannot route);
@@ -180,6 +181,17 @@ class FakeBackend(base.ApplianceBackend):
                         sorted({m['address'] for m in members}))),
                 object_ids=() if faults.get('reject_unnamed') else [
                     m['member_id'] for m in members])
+
+    def verify_loadbalancer(self, graph):
+        lb_id = graph['loadbalancer_id']
+        self._act('verify', lb_id)
+        with _STATE_LOCK:
+            held = self._lbs.get(lb_id)
+        if held != graph:
+            raise exceptions.BackendUnavailable(
+                'fake cluster %s: %s load balancer %s as applied' % (
+                    self.cluster.name, 'holds a different' if held
+                    else 'does not hold', lb_id))
 
     def delete_loadbalancer(self, loadbalancer_id):
         self._act('delete', loadbalancer_id)

@@ -109,6 +109,14 @@ opts = [
         help='Orphans removed from one cluster per resync_interval at most; '
              'the rest wait for the next sweep.'),
     cfg.FloatOpt(
+        'move_timeout', default=300.0, min=1.0,
+        help='Seconds a move of a load balancer to another cluster '
+             '(multilb-manage lb move, cluster evacuate, or an Octavia '
+             'failover off a draining or broken cluster) may take to be '
+             'applied on, and served by, every node of the target; after '
+             'that the move is rolled back and the load balancer stays '
+             'where it was.'),
+    cfg.FloatOpt(
         'member_health_interval', default=10.0, min=0.5,
         help='Seconds between two reads of member health from each owned '
              'cluster. Changes of the operating status of members, pools, '

@@ -518,7 +518,8 @@ def settings():
                                  statistics_interval=10.0,
                                  orphan_action='delete',
                                  orphan_grace_period=30.0,
-                                 orphan_sweep_limit=10)
+                                 orphan_sweep_limit=10,
+                                 move_timeout=300.0)
 
 
 @pytest.fixture
