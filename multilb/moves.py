@@ -136,8 +136,8 @@ class Moves:
                     project_key: str(pcount + 1)}
             for queued in (intent,) + tuple(extra_intents):
                 queued.setdefault('project', project)
-                puts[self.state._work_key(target, lb_id, queued)] = _dump(
-                    queued)
+                key = self.state._work_key(target, lb_id, queued)
+                puts[key] = _dump(queued)     # with its seq and time
             if self.kv.commit(checks={
                     state_mod._lb_key(lb_id): lb_entry.version,
                     move_key(lb_id): current.version if current else None,
@@ -219,7 +219,8 @@ class Moves:
         puts[state_mod._lb_key(lb_id)] = _dump(dict(record, cluster=target))
         evict = {'op': EVICT, 'type': 'loadbalancer', 'id': lb_id,
                  'project': project, 'target': target}
-        puts[self.state._work_key(source, lb_id, evict)] = _dump(evict)
+        key = self.state._work_key(source, lb_id, evict)
+        puts[key] = _dump(evict)
         puts[move_key(lb_id)] = _dump(dict(move, phase=EVICTING,
                                            switched_at=time.time()))
         deletes = [k for k in deletes if k not in puts]

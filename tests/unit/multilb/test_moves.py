@@ -78,6 +78,8 @@ def test_a_move_applies_verifies_switches_then_empties_the_source(two):
     # capacity is reserved at once; nothing changes for the source yet
     assert (two.placed('alpha'), two.placed('beta')) == (1, 1)
     assert two.moves.get(LB)['phase'] == moves_mod.APPLYING
+    [queued] = two.state.pending('beta')[LB]
+    assert queued['op'] == 'move' and queued['at'] and queued['seq']
 
     two.process('beta')
     assert two.appliance('beta') == two.appliance('alpha')  # both serve
@@ -89,6 +91,8 @@ def test_a_move_applies_verifies_switches_then_empties_the_source(two):
     assert two.state.cluster_listeners('alpha') == 0
     assert two.moves.get(LB)['phase'] == moves_mod.EVICTING
 
+    [evict] = two.state.pending('alpha')[LB]
+    assert evict['op'] == 'evict' and evict['at'] and evict['seq']
     two.process('alpha')
     assert two.appliance('alpha') is None
     assert two.moves.get(LB) is None
