@@ -33,6 +33,19 @@ class StatusRejected(Exception):
     """The driver agent processed a status update and refused a record."""
 
 
+def register_socket_opts(conf):
+    """Register ``[driver_agent]``'s socket path options on a private
+    ``ConfigOpts`` (``multilb-manage store rebuild``), so that
+    :func:`socket_paths` reads the configured paths there; Octavia
+    registers them itself on its processes' ``cfg.CONF``."""
+    opts = [cfg.StrOpt(option, default=default)
+            for option, default in _SOCKETS.values()]
+    try:
+        conf.register_opts(opts, group='driver_agent')
+    except cfg.DuplicateOptError:
+        pass    # already registered (with other help texts): read those
+
+
 def socket_paths(conf=cfg.CONF):
     """The driver agent's socket paths, as Octavia's own config sets them."""
     paths = {}
@@ -47,14 +60,17 @@ def socket_paths(conf=cfg.CONF):
 class OctaviaClient:
     """Thread-safe wrapper: plain-dict graphs in, status dicts out."""
 
-    def __init__(self, library=None):
+    def __init__(self, library=None, paths=None):
+        """:param paths: the socket paths (:func:`socket_paths`); default:
+            those of ``cfg.CONF`` (Octavia's configuration in the agent)."""
         self._library = library
+        self._paths = paths
         self._lock = threading.Lock()
 
     def _lib(self):
         with self._lock:
             if self._library is None:
-                paths = socket_paths()
+                paths = self._paths or socket_paths()
                 # DriverLibrary() retries for ~2 minutes while a socket file
                 # is missing; fail fast instead and let the caller back off.
                 missing = [p for p in paths.values() if not os.path.exists(p)]

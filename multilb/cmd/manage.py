@@ -8,9 +8,13 @@
     multilb-manage ... cluster undrain NAME
     multilb-manage ... cluster sync NAME
     multilb-manage ... lb show LOADBALANCER_ID
+    multilb-manage ... cluster evacuate NAME [--to CLUSTER] [--dry-run]
+    multilb-manage ... cluster retire NAME
     multilb-manage ... lb sync LOADBALANCER_ID
+    multilb-manage ... lb move LOADBALANCER_ID [--to CLUSTER]
     multilb-manage ... outbox list [--cluster NAME]
     multilb-manage ... agents list
+    multilb-manage ... store rebuild [--id LOADBALANCER_ID]... [--dry-run]
 
 It reads the configuration files Octavia reads (``[multilb]`` and the
 ``[cluster:<name>]`` sections, validated exactly as the driver does, through
@@ -38,6 +42,8 @@ from oslo_config import cfg
 from multilb.cmd import agents
 from multilb.cmd import errors
 from multilb.cmd import format as fmt
+from multilb.cmd import move
+from multilb.cmd import rebuild
 from multilb.cmd import sync
 from multilb.conf import clusters as cluster_conf
 from multilb import exceptions
@@ -400,13 +406,13 @@ def build_parser():
     parser.add_argument('--debug', action='store_true',
                         help='log to stderr and show tracebacks')
     objects = parser.add_subparsers(
-        dest='object', metavar='{cluster,lb,outbox,vip-pool,agents}',
+        dest='object', metavar='{cluster,lb,outbox,vip-pool,agents,store}',
         required=True)
 
     cluster = objects.add_parser('cluster', help='appliance clusters')
     actions = cluster.add_subparsers(
         dest='action', required=True,
-        metavar='{list,show,drain,undrain,sync}')
+        metavar='{list,show,drain,undrain,sync,evacuate,retire}')
     cluster_actions = actions
     sub = actions.add_parser('list', help='every cluster: state, load, '
                              'health, pending work')
@@ -433,7 +439,7 @@ def build_parser():
 
     lb = objects.add_parser('lb', help='load balancers')
     actions = lb.add_subparsers(dest='action', required=True,
-                                metavar='{show,sync}')
+                                metavar='{show,sync,move}')
     sub = actions.add_parser('show', help="a load balancer's cluster, "
                              'project, flavor constraints and pending work')
     sub.add_argument('id', metavar='LOADBALANCER_ID',
@@ -441,6 +447,7 @@ def build_parser():
     _add_format(sub)
     sub.set_defaults(func=lb_show)
     sync.add_parsers(cluster_actions, actions, _add_format, NAME_HELP)
+    move.add_parsers(cluster_actions, actions, _add_format, NAME_HELP)
 
     outbox = objects.add_parser('outbox', help='status updates not yet '
                                 'delivered to Octavia')
@@ -462,6 +469,7 @@ def build_parser():
     _add_format(sub)
     sub.set_defaults(func=vip_pool_list)
     agents.add_parsers(objects, _add_format)
+    rebuild.add_parsers(objects, _add_format)
     return parser
 
 
