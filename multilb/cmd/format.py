@@ -193,7 +193,20 @@ def lb_text(data, cluster):
          or 'nothing (no listener, or a backend that binds no address)'),
         ('refused', data.get('refused') or 'nothing (the cluster holds every '
          'object)'),
+        ('move', move_text(data.get('move'))),
     ])
+
+
+def move_text(move):
+    """A move of ``lb show`` (multilb.moves), in words."""
+    if not move:
+        return 'none'
+    text = 'from %s to %s: %s (since %s, by %s)' % (
+        move['source'], move['target'], move['phase'],
+        iso(move.get('started_at')), move.get('by'))
+    if move.get('error'):
+        text += ': ' + move['error']
+    return text
 
 
 def outbox_table(rows, cluster, deadline):

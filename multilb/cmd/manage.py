@@ -47,6 +47,7 @@ from multilb.cmd import rebuild
 from multilb.cmd import sync
 from multilb.conf import clusters as cluster_conf
 from multilb import exceptions
+from multilb import moves
 from multilb import runtime
 from multilb import store
 
@@ -317,6 +318,8 @@ def lb_show(ctx, args):
         'bound': sorted(record.get('binds') or {}),
         # objects the cluster refused, left out until changed (refused.py)
         'refused': sorted(record.get('refused') or ()),
+        # a move running or failed (multilb.moves), or None
+        'move': moves.Moves(ctx.state).get(lb_id),
     }
     return data, fmt.lb_text(data, cluster)
 

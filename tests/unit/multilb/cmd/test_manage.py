@@ -283,7 +283,8 @@ def test_lb_show_table(capsys, conf_path, fleet):
         'VIP                not from a multilb pool',
         'bound              nothing (no listener, or a backend that binds '
         'no address)',
-        'refused            nothing (the cluster holds every object)']
+        'refused            nothing (the cluster holds every object)',
+        'move               none']
 
 
 def test_lb_show_json(capsys, conf_path, fleet):
@@ -291,7 +292,7 @@ def test_lb_show_json(capsys, conf_path, fleet):
     assert set(lb) == {'id', 'cluster', 'cluster_state', 'project_id',
                        'created_at', 'flavor', 'availability_zone',
                        'reservation', 'pending', 'outbox', 'pools', 'vip',
-                       'bound', 'refused'}
+                       'bound', 'refused', 'move'}
     assert (lb['cluster'], lb['cluster_state']) == ('alpha', 'active')
     assert lb['created_at'] == '2023-11-14T22:13:20+00:00'
     assert lb['flavor'] == {'cluster_tags': ['gold']}
@@ -308,8 +309,8 @@ def test_lb_show_json(capsys, conf_path, fleet):
     refused = run_json(capsys, conf_path, 'lb', 'show', 'lb-r')['refused']
     assert refused == ['l7rule-2', 'member-9']
     code, out, _err = run(capsys, 'lb', 'show', 'lb-r', conf=conf_path)
-    assert out.splitlines()[-2:] == ['refused            l7rule-2',
-                                     '                   member-9']
+    assert out.splitlines()[-3:-1] == ['refused            l7rule-2',
+                                       '                   member-9']
     beta_lb = run_json(capsys, conf_path, 'lb', 'show', 'lb-3')
     assert beta_lb['outbox'] == 1 and len(beta_lb['pending']) == 1
     assert beta_lb['reservation']['max_loadbalancers'] == 0

@@ -1,0 +1,98 @@
+"""multilb-manage lb move / cluster evacuate / cluster retire: what the
+operator is told and what is recorded (the agent's part of a move is in
+tests/unit/multilb/test_moves.py; end to end in
+tests/functional/test_evacuation.py)."""
+
+import time
+
+from multilb import moves
+from tests.unit.multilb.cmd import common
+
+conf_path, state = common.conf_path, common.state
+place, run, run_json = common.place, common.run, common.run_json
+
+
+def _healthy(store, *names):
+    for name in names:
+        store.set_health(name, {'reachable': True, 'at': time.time()})
+
+
+def test_lb_move_queues_a_move_to_the_scheduler_s_choice(capsys, conf_path,
+                                                         state):
+    _healthy(state, 'alpha', 'beta')
+    place(state, 'lb-m', 'alpha', project='proj-b', applied=True)
+    moved = run_json(capsys, conf_path, 'lb', 'move', 'lb-m', '--no-wait')
+    assert moved == {'id': 'lb-m', 'source': 'alpha', 'target': 'beta',
+                     'status': 'queued'}
+    move = moves.Moves(state).get('lb-m')
+    assert (move['source'], move['target'], move['phase']) == (
+        'alpha', 'beta', 'applying')
+    # the target's slot is reserved now; the source keeps its own
+    counts = state.cluster_counts()
+    assert (counts['alpha'][0], counts['beta'][0]) == (1, 1)
+    shown = run_json(capsys, conf_path, 'lb', 'show', 'lb-m')
+    assert shown['cluster'] == 'alpha'
+    assert shown['move']['target'] == 'beta'
+    code, out, err = run(capsys, 'lb', 'show', 'lb-m', conf=conf_path)
+    assert 'from alpha to beta: applying' in out
+
+
+def test_lb_move_says_why_no_cluster_can_take_it(capsys, conf_path, state):
+    _healthy(state, 'alpha')
+    state.set_health('beta', {'reachable': False, 'at': time.time(),
+                              'detail': 'refused'})
+    place(state, 'lb-m', 'alpha', project='proj-b', applied=True)
+    code, out, err = run(capsys, 'lb', 'move', 'lb-m', conf=conf_path)
+    assert code == 2 and out == ''
+    assert 'lb-m cannot move' in err and 'beta' in err
+    assert moves.Moves(state).get('lb-m') is None
+    code, _out, err = run(capsys, 'lb', 'move', 'lb-m', '--to', 'delta',
+                          conf=conf_path)
+    assert code == 2 and 'no cluster delta' in err
+
+
+def test_a_project_a_cluster_does_not_serve_is_not_moved_there(
+        capsys, conf_path, state):
+    """beta serves proj-b and proj-c only: the scheduler's filters apply."""
+    _healthy(state, 'alpha', 'beta')
+    place(state, 'lb-a', 'alpha', project='proj-a', applied=True)
+    code, _out, err = run(capsys, 'lb', 'move', 'lb-a', '--to', 'beta',
+                          '--no-wait', conf=conf_path)
+    assert code == 2 and 'beta' in err
+    assert moves.Moves(state).get('lb-a') is None
+
+
+def test_an_lb_not_applied_yet_is_not_moved(capsys, conf_path, state):
+    _healthy(state, 'alpha', 'beta')
+    place(state, 'lb-new', 'alpha', project='proj-b')
+    code, _out, err = run(capsys, 'lb', 'move', 'lb-new', '--no-wait',
+                          conf=conf_path)
+    assert code == 2 and 'has not been applied' in err
+    assert state.cluster_counts().get('beta', (0,))[0] == 0
+
+
+def test_evacuate_dry_run_shows_targets_and_changes_nothing(
+        capsys, conf_path, state):
+    _healthy(state, 'alpha', 'beta')
+    place(state, 'lb-b', 'alpha', project='proj-b', applied=True)
+    place(state, 'lb-a', 'alpha', project='proj-a', applied=True)
+    plan = run_json(capsys, conf_path, 'cluster', 'evacuate', 'alpha',
+                    '--dry-run')
+    by_id = {p['id']: p for p in plan['plan']}
+    assert by_id['lb-b']['target'] == 'beta'
+    assert by_id['lb-a']['target'] is None
+    assert 'dedicated to other projects' in by_id['lb-a']['error']
+    assert state.cluster_runtime()['alpha']['admin'] == {}   # not drained
+    assert moves.Moves(state).all() == {}
+
+
+def test_evacuate_drains_and_reports_what_cannot_move(capsys, conf_path,
+                                                      state):
+    _healthy(state, 'alpha', 'beta')
+    place(state, 'lb-a', 'alpha', project='proj-a', applied=True)
+    code, out, err = run(capsys, 'cluster', 'evacuate', 'alpha',
+                         conf=conf_path)
+    assert code == 1
+    assert 'lb-a' in out and '0 moved, 1 failed' in out
+    assert 'stays drained' in err
+    assert state.cluster_runtime()['alpha']['admin']['draining'] is True
