@@ -74,8 +74,8 @@ def main(argv=None):
                     options=evacuation.OPTIONS, lab=lab) as (
                         fleet, nodes, members):
                 conn = fleet.connection()
-                lb_ports = evacuation.create_on_src(fleet, conn, members,
-                                                    args.lbs)
+                lb_ports = evacuation.create_on(fleet, conn, members,
+                                                args.lbs)
                 figures = evacuation.run(fleet, conn, nodes, lb_ports,
                                          clients=args.clients,
                                          concurrency=args.concurrency)

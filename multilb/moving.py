@@ -123,14 +123,19 @@ class MoveJobs:
         return bindings.Bindings(self.state.kv, self.state.has_placement
                                  ).reserve_ops(lb_id, keys)
 
+    def _remove(self, lb_id):
+        """Delete ``lb_id`` from this cluster; the BackendError, or None."""
+        self._verify()
+        try:
+            self.backend.delete_loadbalancer(lb_id)
+        except backend_exc.BackendError as exc:
+            return exc
+        return None
+
     def _abort(self, moves, lb_id, reason):
         """Roll back: empty the target, give its reservation back."""
-        try:
-            self._verify()
-            self.backend.delete_loadbalancer(lb_id)
-        except (exceptions.Fenced, exceptions.StoreUnavailable):
-            raise
-        except backend_exc.BackendError as exc:
+        exc = self._remove(lb_id)
+        if exc is not None:
             LOG.warning('Load balancer %s on cluster %s: cannot remove it '
                         'after a failed move (%s); the orphan sweep will',
                         lb_id, self.name, exc)
@@ -143,12 +148,8 @@ class MoveJobs:
     # -- source --------------------------------------------------------------
 
     def _evict(self, moves, lb_id, intents):
-        try:
-            self._verify()
-            self.backend.delete_loadbalancer(lb_id)
-        except (exceptions.Fenced, exceptions.StoreUnavailable):
-            raise
-        except backend_exc.BackendError as exc:
+        exc = self._remove(lb_id)
+        if exc is not None:
             LOG.warning('Load balancer %s moved away from cluster %s, which '
                         'still holds it (%s); will retry', lb_id, self.name,
                         exc)

@@ -145,20 +145,25 @@ def _manage(fleet, *argv, timeout=600):
         capture_output=True, text=True, timeout=timeout)
 
 
-def create_on_src(fleet, conn, members, count):
-    """``{lb id: port}`` of ``count`` ACTIVE load balancers on ``src``."""
-    manage_json(fleet, 'cluster', 'drain', 'dst')
+def create_on(fleet, conn, members, count, cluster='src', prefix='ev'):
+    """``{lb id: port}`` of ``count`` ACTIVE load balancers on ``cluster``
+    (the other cluster is drained meanwhile)."""
+    others = [name for name in CLUSTERS if name != cluster]
+    for name in [cluster] + others:
+        manage_json(fleet, 'cluster',
+                    'drain' if name in others else 'undrain', name)
     lb_ports = {}
     for i in range(count):
         port = ports.free_port()
         lb = conn.load_balancer.create_load_balancer(
-            name='ev%d' % i, project_id='proj-evacuate',
+            name='%s%d' % (prefix, i), project_id='proj-evacuate',
             vip_subnet_id=fleet_mod.VIP_SUBNET,
             listeners=[caddy_lab.http_listener(port, members.members)])
         lb_ports[lb.id] = port
     for lb_id in lb_ports:
         wait_lb(conn, lb_id, wait=300)
-    manage_json(fleet, 'cluster', 'undrain', 'dst')
+    for name in others:
+        manage_json(fleet, 'cluster', 'undrain', name)
     return lb_ports
 
 

@@ -11,11 +11,19 @@ source ends empty, only the target serves, and Octavia's view of every
 object (``updated_at``, statuses) is untouched. The figures are printed.
 """
 
+import json
+import signal
+import time
+
 import pytest
 
+from multilb import moves
+from multilb import store
 from tests.functional import caddy_lab
 from tests.functional import evacuation
-from tests.functional.helpers import manage_json
+from tests.functional import fleet as fleet_mod
+from tests.functional.helpers import manage_json, wait_lb
+from tools.localstack import process as ls_process
 
 LBS = 10
 
@@ -41,7 +49,7 @@ def migrate_requests():
 
 def test_evacuating_a_cluster_under_traffic(lab, migrate_requests):
     fleet, conn, nodes, members = lab
-    lb_ports = evacuation.create_on_src(fleet, conn, members, LBS)
+    lb_ports = evacuation.create_on(fleet, conn, members, LBS)
     assert {manage_json(fleet, 'lb', 'show', lb_id)['cluster']
             for lb_id in lb_ports} == {'src'}
 
@@ -78,3 +86,117 @@ def test_evacuating_a_cluster_under_traffic(lab, migrate_requests):
     assert listed['src']['placed'] == 0 and listed['dst']['placed'] == LBS
     # Octavia saw nothing
     assert figures['after'] == figures['before']
+
+
+# -- the agent SIGKILLed during moves -------------------------------------
+
+def _kill_driver_agent(fleet):
+    """SIGKILL the driver agent and its provider agents, then start it
+    again (the new multilb agent takes the clusters over once the dead
+    one's locks expire, 5 s in this lab)."""
+    agent = fleet.octavia.driver_agent
+    offspring = ls_process.descendants(agent.pid)
+    agent.kill(signal.SIGKILL)
+    for pid, starttime in offspring:
+        ls_process._signal_pid(pid, starttime, signal.SIGKILL)
+    fleet_mod.wait_for(lambda: not agent.alive() and not any(
+        ls_process.pid_alive(*child) for child in offspring), timeout=10,
+        what='the killed driver agent gone')
+    fleet.octavia.start_driver_agent()
+
+
+def _step(kv, lb_id, nodes):
+    """Where a move of ``lb_id`` to ``src`` is, read from the store."""
+    entry = kv.get(moves.move_key(lb_id))
+    move = json.loads(entry.value) if entry else None
+    if move is None:
+        return 'done'
+    if move['phase'] == moves.EVICTING:
+        return 'switched, source not emptied'
+    held = any(name.startswith(lb_id) for node in nodes['src']
+               for name in caddy_lab.servers_on(node))
+    return 'applied on the target, not switched' if held else (
+        'queued, not applied')
+
+
+def _wait_step(kv, lb_id, nodes, wanted, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        step = _step(kv, lb_id, nodes)
+        if step == wanted or step == 'done':
+            return step
+        time.sleep(0.005)
+    return _step(kv, lb_id, nodes)
+
+
+def _weights(nodes, lb_id):
+    """The member weights of each of ``lb_id``'s pools on each node."""
+    found = []
+    for node in nodes:
+        for name, server in caddy_lab.servers_on(node).items():
+            if not name.startswith(lb_id):
+                continue
+            for route in server['routes']:
+                for handler in route['handle']:
+                    policy = (handler.get('load_balancing') or {}).get(
+                        'selection_policy') or {}
+                    if 'weights' in policy:
+                        found.append(sorted(policy['weights']))
+    return found
+
+
+def test_a_move_survives_the_agent_killed_at_each_step(lab):
+    """Three moves back from dst to src, the agent SIGKILLed at a
+    different step of each (read from the store as it happens); a member
+    change sent during one of them. Every load balancer is served
+    throughout and ends on exactly one cluster, the change ACTIVE there."""
+    fleet, conn, nodes, members = lab
+    kv = store.get_kv_store(fleet.etcd.store_url + '?prefix=/multilb/')
+    lb_ports = evacuation.create_on(fleet, conn, members, 3, cluster='dst',
+                                    prefix='kill')
+    client = evacuation.Client(sorted(lb_ports.values()), keep_alive=True)
+    client.start()
+    hit = []
+    changed = None
+    try:
+        for lb_id, wanted in zip(lb_ports, (
+                'queued, not applied', 'applied on the target, not switched',
+                'switched, source not emptied')):
+            wait_lb(conn, lb_id, wait=120)
+            queued = manage_json(fleet, 'lb', 'move', lb_id, '--to', 'src',
+                                 '--no-wait')
+            assert queued['target'] == 'src'
+            if changed is None:
+                changed = lb_id
+                pool_id = conn.load_balancer.get_load_balancer(
+                    lb_id).pools[0]['id']
+                member = next(iter(conn.load_balancer.members(pool_id)))
+                conn.load_balancer.update_member(member, pool_id, weight=5)
+            hit.append(_wait_step(kv, lb_id, nodes, wanted))
+            _kill_driver_agent(fleet)
+        for lb_id in lb_ports:
+            fleet_mod.wait_for(lambda: _step(kv, lb_id, nodes) == 'done',
+                               timeout=120, what='move of %s' % lb_id)
+            wait_lb(conn, lb_id, wait=120)
+    finally:
+        client.stop.set()
+        client.join(30)
+    print('\nagent SIGKILLed at: %s; %d requests, %d failed' % (
+        '; '.join(hit), len(client.served), len(client.failures)))
+    # a kill reloads no Caddy node; the moves do (see the test above)
+    for _when, _port, _keep_alive, error in client.failures:
+        assert 'RemoteDisconnected' in error or 'Reset' in error, error
+    assert len(client.failures) * 1000 <= len(client.served)
+    for lb_id, port in lb_ports.items():
+        assert any(s[1] == port for s in client.served)
+        on = {name for name in evacuation.CLUSTERS
+              if any(n.startswith(lb_id) for node in nodes[name]
+                     for n in caddy_lab.servers_on(node))}
+        assert on == {manage_json(fleet, 'lb', 'show', lb_id)['cluster']}
+    assert manage_json(fleet, 'lb', 'show', changed)['cluster'] == 'src'
+    weights = _weights(nodes['src'], changed)
+    assert weights and all(5 in w for w in weights), weights
+    lbc = conn.load_balancer
+    pool_id = lbc.get_load_balancer(changed).pools[0]['id']
+    assert {(m.weight, m.provisioning_status)
+            for m in lbc.members(pool_id)} >= {(5, 'ACTIVE')}
