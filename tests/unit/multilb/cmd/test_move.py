@@ -96,3 +96,26 @@ def test_evacuate_drains_and_reports_what_cannot_move(capsys, conf_path,
     assert 'lb-a' in out and '0 moved, 1 failed' in out
     assert 'stays drained' in err
     assert state.cluster_runtime()['alpha']['admin']['draining'] is True
+
+
+def test_retire_an_empty_cluster_says_it_can_leave_the_config(
+        capsys, conf_path, state):
+    _healthy(state, 'alpha', 'beta')
+    code, out, err = run(capsys, 'cluster', 'retire', 'beta',
+                         conf=conf_path)
+    assert (code, err) == (0, '')
+    assert 'Cluster beta holds nothing: remove it from [multilb] ' \
+        'enabled_clusters' in out
+    admin = state.cluster_runtime()['beta']['admin']
+    assert admin['draining'] is True and admin['retired'] is True
+
+
+def test_retire_refuses_while_work_is_left(capsys, conf_path, state):
+    _healthy(state, 'alpha', 'beta')
+    place(state, 'lb-a', 'alpha', project='proj-a', applied=True)
+    code, out, err = run(capsys, 'cluster', 'retire', 'alpha',
+                         conf=conf_path)
+    assert code == 1
+    assert 'cannot leave the configuration yet' in err
+    assert '1 load balancer(s) placed on it' in err
+    assert 'pending work for 1 load balancer(s)' in err
