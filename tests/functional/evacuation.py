@@ -155,6 +155,8 @@ def create_on(fleet, conn, members, count, cluster='src', prefix='ev'):
     lb_ports = {}
     for i in range(count):
         port = ports.free_port()
+        while port in lb_ports.values():   # free until its LB binds it
+            port = ports.free_port()
         lb = conn.load_balancer.create_load_balancer(
             name='%s%d' % (prefix, i), project_id='proj-evacuate',
             vip_subnet_id=fleet_mod.VIP_SUBNET,
