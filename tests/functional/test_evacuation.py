@@ -200,3 +200,45 @@ def test_a_move_survives_the_agent_killed_at_each_step(lab):
     pool_id = lbc.get_load_balancer(changed).pools[0]['id']
     assert {(m.weight, m.provisioning_status)
             for m in lbc.members(pool_id)} >= {(5, 'ACTIVE')}
+
+
+def test_a_failover_on_a_draining_cluster_moves_the_lb(lab):
+    """Octavia's failover of a load balancer whose cluster is draining:
+    moved make-before-break (served throughout), then ACTIVE on the
+    other cluster; on a cluster in service: failed over in place."""
+    fleet, conn, nodes, members = lab
+    lbc = conn.load_balancer
+    lb_ports = evacuation.create_on(fleet, conn, members, 2, cluster='src',
+                                    prefix='fo')
+    moving, staying = list(lb_ports)
+    client = evacuation.Client(sorted(lb_ports.values()), keep_alive=True)
+    client.start()
+    try:
+        manage_json(fleet, 'cluster', 'drain', 'src')
+        lbc.failover_load_balancer(moving)
+        wait_lb(conn, moving, wait=120)
+        fleet_mod.wait_for(
+            lambda: manage_json(fleet, 'lb', 'show', moving)['move'] is None,
+            timeout=60, what='the source emptied')
+        manage_json(fleet, 'cluster', 'undrain', 'src')
+        lbc.failover_load_balancer(staying)
+        wait_lb(conn, staying, wait=120)
+    finally:
+        client.stop.set()
+        client.join(30)
+    assert manage_json(fleet, 'lb', 'show', moving)['cluster'] == 'dst'
+    assert manage_json(fleet, 'lb', 'show', staying)['cluster'] == 'src'
+    for node in nodes['src']:
+        assert not any(n.startswith(moving)
+                       for n in caddy_lab.servers_on(node))
+    for node in nodes['dst']:
+        assert any(n.startswith(moving) for n in caddy_lab.servers_on(node))
+    for lb_id in lb_ports:
+        lb = lbc.get_load_balancer(lb_id)
+        assert (lb.provisioning_status, lb.operating_status) == (
+            'ACTIVE', 'ONLINE')
+    for _when, _port, _keep_alive, error in client.failures:
+        assert 'RemoteDisconnected' in error or 'Reset' in error, error
+    assert len(client.failures) * 1000 <= len(client.served)
+    assert {s[2] for s in client.served
+            if s[1] == lb_ports[moving]} == {'src', 'dst'}
