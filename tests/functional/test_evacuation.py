@@ -64,13 +64,13 @@ def test_evacuating_a_cluster_under_traffic(lab, migrate_requests):
     # Only resets of new connections (a kept-alive one is retried), and no
     # more per node config load than plain config changes cause (Caddy
     # binds new sockets and closes the old ones at every load), with a
-    # margin of 3 for chance on such small counts.
+    # margin of 5 for chance on such small counts.
     for _when, _port, _keep_alive, error in figures['failures']:
         assert 'RemoteDisconnected' in error or 'Reset' in error, error
     control, evac = figures['control'], figures['evacuation']
     assert evac['loads'] > 0 and control['loads'] > 0
     assert evac['failed'] * control['loads'] <= (
-        control['failed'] + 3) * evac['loads'], (control, evac)
+        control['failed'] + 5) * evac['loads'], (control, evac)
     # both clusters served during the evacuation, only dst afterwards
     assert set(evac['served_by']) == {'src', 'dst'}
     assert {s[2] for s in figures['served']
