@@ -44,6 +44,24 @@ def two_agents(fleet):
         octavia.extra_driver_agents.remove(second)
 
 
+def _settled_owner(kv, cluster, agents, quiet=3.0, timeout=60):
+    """The live agent that has owned ``cluster`` for ``quiet`` seconds:
+    the second agent joining the group makes the hash ring hand clusters
+    over, and the test must freeze the owner after that, not during it."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        agent = (fencing.owners(kv).get(cluster) or {}).get('agent')
+        if agent != last:
+            last, since = agent, time.monotonic()
+        elif agent and _pid(agent) in agents and (
+                time.monotonic() - since >= quiet):
+            return agent
+        time.sleep(0.1)
+    raise AssertionError('%s never settled on a live agent (last: %s)' % (
+        cluster, last))
+
+
 def _weight(fleet, lb_id):
     return fleet.appliance(lb_id)[1]['pools'][0]['members'][0]['weight']
 
@@ -72,9 +90,7 @@ def test_a_stalled_agent_is_fenced_and_its_late_write_repaired(
     [member] = list(lbc.members(pool_id))
     agents = {pid for pid in octavia.provider_agent_pids('multilb') +
               octavia.provider_agent_pids('multilb', second)}
-    fleet_mod.wait_for(lambda: _pid(fencing.owners(kv)['alpha']['agent'])
-                       in agents, what='alpha owned by a live agent')
-    owner = fencing.owners(kv)['alpha']['agent']
+    owner = _settled_owner(kv, 'alpha', agents)
 
     # The owner starts writing weight 5 (4 s in the appliance call) and is
     # frozen in the middle of it.
