@@ -38,7 +38,7 @@ import json
 import logging
 import time
 
-from multilb import state as state_mod
+from multilb import keys
 
 LOG = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Moves:
         :raises RuntimeError: the counters kept changing.
         """
         for _attempt in range(_ATTEMPTS):
-            lb_entry = self.kv.get(state_mod._lb_key(lb_id))
+            lb_entry = self.kv.get(keys.lb_key(lb_id))
             if lb_entry is None:
                 raise ValueError('no load balancer %s in the multilb state '
                                  'store' % lb_id)
@@ -116,8 +116,8 @@ class Moves:
                                  'cluster %s yet; move it once it is ACTIVE'
                                  % (lb_id, source))
             project = record.get('project_id') or ''
-            count_key = state_mod._count_key(target)
-            project_key = state_mod._project_key(project, target)
+            count_key = keys.count_key(target)
+            project_key = keys.project_key(project, target)
             placed, version = _counter(self.kv, count_key)
             if limit and placed >= limit:
                 raise ValueError('cluster %s is full (%d of %d load '
@@ -136,10 +136,10 @@ class Moves:
                     project_key: str(pcount + 1)}
             for queued in (intent,) + tuple(extra_intents):
                 queued.setdefault('project', project)
-                key = self.state._work_key(target, lb_id, queued)
+                key = self.state.work_key(target, lb_id, queued)
                 puts[key] = _dump(queued)     # with its seq and time
             if self.kv.commit(checks={
-                    state_mod._lb_key(lb_id): lb_entry.version,
+                    keys.lb_key(lb_id): lb_entry.version,
                     move_key(lb_id): current.version if current else None,
                     count_key: version, project_key: pversion}, puts=puts):
                 LOG.info('Load balancer %s: move from cluster %s to %s '
@@ -161,7 +161,7 @@ class Moves:
             pending work changed meanwhile (apply again, then retry).
         """
         kv = self.kv
-        lb_entry = kv.get(state_mod._lb_key(lb_id))
+        lb_entry = kv.get(keys.lb_key(lb_id))
         move_entry = kv.get(move_key(lb_id))
         if lb_entry is None or move_entry is None:
             return False
@@ -173,34 +173,34 @@ class Moves:
             return False
         checks = dict(fence.checks()) if fence is not None else {}
         checks.update(reserve[0])
-        checks[state_mod._lb_key(lb_id)] = lb_entry.version
+        checks[keys.lb_key(lb_id)] = lb_entry.version
         checks[move_key(lb_id)] = move_entry.version
         puts, deletes = dict(reserve[1]), []
         project = old.get('project_id') or ''
         # pending work and undelivered statuses follow the load balancer
-        for entry in kv.get_prefix(state_mod._work_prefix(source, lb_id)):
+        for entry in kv.get_prefix(keys.work_prefix(source, lb_id)):
             checks[entry.key] = entry.version
             deletes.append(entry.key)
             seq = entry.key.rsplit('/', 1)[1]
-            puts[state_mod._work_prefix(target, lb_id) + seq] = entry.value
-        for entry in kv.get_prefix(state_mod._work_prefix(target, lb_id)):
+            puts[keys.work_prefix(target, lb_id) + seq] = entry.value
+        for entry in kv.get_prefix(keys.work_prefix(target, lb_id)):
             if json.loads(entry.value).get('op') == MOVE:
                 checks[entry.key] = entry.version
                 deletes.append(entry.key)
-        for entry in kv.get_prefix(state_mod._outbox_prefix(source)):
+        for entry in kv.get_prefix(keys.outbox_prefix(source)):
             if json.loads(entry.value).get('lb') == lb_id:
                 checks[entry.key] = entry.version
                 deletes.append(entry.key)
                 seq = entry.key.rsplit('/', 1)[1]
-                puts[state_mod._outbox_prefix(target) + seq] = entry.value
+                puts[keys.outbox_prefix(target) + seq] = entry.value
         # capacity: the target's slot was reserved at the start
-        for key in (state_mod._count_key(source),
-                    state_mod._project_key(project, source)):
+        for key in (keys.count_key(source),
+                    keys.project_key(project, source)):
             value, version = _counter(kv, key)
             if version is None:
                 continue
             checks[key] = version
-            if value - 1 > 0 or key == state_mod._count_key(source):
+            if value - 1 > 0 or key == keys.count_key(source):
                 puts[key] = str(max(0, value - 1))
             else:
                 deletes.append(key)
@@ -208,18 +208,18 @@ class Moves:
         if listeners:
             for cluster, delta in ((source, -listeners),
                                    (target, listeners)):
-                key = state_mod._listeners_key(cluster)
+                key = keys.listeners_key(cluster)
                 value, version = _counter(kv, key)
                 checks[key] = version
                 puts[key] = str(max(0, value + delta))
-        deletes.append(state_mod._marker_key(source, lb_id))
-        puts[state_mod._marker_key(target, lb_id)] = ''
+        deletes.append(keys.marker_key(source, lb_id))
+        puts[keys.marker_key(target, lb_id)] = ''
         deletes += sorted(set(old.get('binds') or {}) -
                           set(record.get('binds') or {}))
-        puts[state_mod._lb_key(lb_id)] = _dump(dict(record, cluster=target))
+        puts[keys.lb_key(lb_id)] = _dump(dict(record, cluster=target))
         evict = {'op': EVICT, 'type': 'loadbalancer', 'id': lb_id,
                  'project': project, 'target': target}
-        key = self.state._work_key(source, lb_id, evict)
+        key = self.state.work_key(source, lb_id, evict)
         puts[key] = _dump(evict)
         puts[move_key(lb_id)] = _dump(dict(move, phase=EVICTING,
                                            switched_at=time.time()))
@@ -243,23 +243,22 @@ class Moves:
             move = json.loads(move_entry.value)
             if move.get('phase') != APPLYING or move['target'] != target:
                 return False
-            lb_entry = kv.get(state_mod._lb_key(lb_id))
+            lb_entry = kv.get(keys.lb_key(lb_id))
             record = json.loads(lb_entry.value) if lb_entry else None
             checks = dict(fence.checks()) if fence is not None else {}
             checks[move_key(lb_id)] = move_entry.version
-            checks[state_mod._lb_key(lb_id)] = (
+            checks[keys.lb_key(lb_id)] = (
                 lb_entry.version if lb_entry else None)
             puts, deletes = {}, []
-            for entry in kv.get_prefix(state_mod._work_prefix(target,
-                                                              lb_id)):
+            for entry in kv.get_prefix(keys.work_prefix(target, lb_id)):
                 checks[entry.key] = entry.version
                 deletes.append(entry.key)
                 if record is not None and \
                         json.loads(entry.value).get('op') != MOVE:
                     seq = entry.key.rsplit('/', 1)[1]
-                    puts[state_mod._work_prefix(record['cluster'], lb_id)
+                    puts[keys.work_prefix(record['cluster'], lb_id)
                          + seq] = entry.value
-            for key in (state_mod._count_key(target), state_mod._project_key(
+            for key in (keys.count_key(target), keys.project_key(
                     move.get('project') or '', target)):
                 value, version = _counter(kv, key)
                 if version is None:
@@ -298,7 +297,7 @@ class Moves:
             deletes.append(intent.key)
             value = {k: v for k, v in intent.items()
                      if not k.startswith('_')}
-            puts[state_mod._work_prefix(to, lb_id) + intent['seq']] = \
+            puts[keys.work_prefix(to, lb_id) + intent['seq']] = \
                 _dump(value)
         return self.kv.commit(checks={k: v for k, v in checks.items()
                                       if v is not None},

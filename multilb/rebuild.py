@@ -33,6 +33,7 @@ import time
 
 from multilb import bindings
 from multilb import graph as graphs
+from multilb import keys
 from multilb import state as state_mod
 from multilb import status as statuses
 from multilb import store
@@ -143,7 +144,7 @@ class Rebuilder:
                 return {'outcome': KEPT, 'writes': [], 'not_recovered': [],
                         'cluster': existing.get('cluster')}
             checks, puts, notes = self._ops(record, planned)
-            index = state_mod.State._index_puts(lb_id, planned['index'])
+            index = state_mod.State.index_puts(lb_id, planned['index'])
             if self.dry_run:
                 return {'outcome': WOULD_RECOVER, 'not_recovered': notes,
                         'writes': sorted(set(puts) | set(index))}
@@ -172,13 +173,13 @@ class Rebuilder:
         """``(checks, puts, notes)`` of one load balancer's commit;
         ``record`` loses the reservations another load balancer holds."""
         lb_id, cluster = record['id'], record['cluster']
-        checks = {state_mod._lb_key(lb_id): None}
-        puts = {state_mod._marker_key(cluster, lb_id): ''}
-        self._add(checks, puts, state_mod._count_key(cluster), 1)
-        self._add(checks, puts, state_mod._project_key(
+        checks = {keys.lb_key(lb_id): None}
+        puts = {keys.marker_key(cluster, lb_id): ''}
+        self._add(checks, puts, keys.count_key(cluster), 1)
+        self._add(checks, puts, keys.project_key(
             record['project_id'], cluster), 1)
         if record['listeners']:
-            self._add(checks, puts, state_mod._listeners_key(cluster),
+            self._add(checks, puts, keys.listeners_key(cluster),
                       record['listeners'])
         notes = []
         binds = {}
@@ -198,7 +199,7 @@ class Rebuilder:
                 notes.append('VIP %s of pool %s: held by another load '
                              'balancer or in quarantine (left to it; not '
                              'reserved)' % (vip['address'], vip['pool']))
-        puts[state_mod._lb_key(lb_id)] = _dump(record)
+        puts[keys.lb_key(lb_id)] = _dump(record)
         return checks, puts, notes
 
     def _add(self, checks, puts, key, amount):

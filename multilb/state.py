@@ -1,30 +1,6 @@
 """multilb's durable state, built on a :class:`~multilb.store.base.KVStore`.
 
-Key layout (all values JSON)::
-
-    lb/<lb id>                    the placement record of one load balancer
-    idx/<object id>               {"lb": <lb id>, "type": <object type>}
-    cluster/<name>/count          load balancers placed on the cluster
-    cluster/<name>/listeners      listeners the agent applied on it
-    cluster/<name>/admin          operator state: {"draining": bool, ...}
-    cluster/<name>/health         agent's last probe: {"reachable", "at", ...}
-    placement/<cluster>/<lb id>   placement marker (lists a cluster's LBs)
-    project/<project>/<cluster>   that project's load balancers on the cluster
-    work/<cluster>/<lb id>/<seq>  one pending operation (an *intent*)
-    outbox/<cluster>/<seq>        a status update not yet accepted by Octavia
-    sent/<lb id>                  what multilb reported of each object:
-                                  {id: [provisioning, operating]}
-                                  (multilb.status.merge_sent)
-    vip/<pool>/<address>          a pool VIP handed out or in quarantine
-                                  (multilb.vips)
-    bind/<domain>/<address>/<port>  the listener that binds it
-                                  (multilb.bindings)
-    owner/<cluster>               the agent that drives the cluster
-                                  (multilb.fencing)
-    late/<cluster>/<lb id>        a write an agent made after losing the
-                                  cluster: the owner re-applies the LB
-    move/<lb id>                  a move of the LB to another cluster
-                                  (multilb.moves)
+Key layout: :mod:`multilb.keys`.
 
 ``cluster/`` holds a few keys per cluster only, so that one prefix read gives
 the scheduler the runtime state of the whole fleet.
@@ -45,6 +21,7 @@ import uuid
 
 from multilb import bindings
 from multilb import exceptions
+from multilb import keys
 from multilb import status as statuses
 from multilb import vips
 
@@ -66,58 +43,6 @@ def new_seq():
 
 def _dump(value):
     return json.dumps(value, sort_keys=True, separators=(',', ':'))
-
-
-def _lb_key(lb_id):
-    return 'lb/' + lb_id
-
-
-def _idx_key(object_id):
-    return 'idx/' + object_id
-
-
-def _count_key(cluster):
-    return 'cluster/%s/count' % cluster
-
-
-def _marker_key(cluster, lb_id):
-    return 'placement/%s/%s' % (cluster, lb_id)
-
-
-def _project_key(project_id, cluster):
-    return 'project/%s/%s' % (project_id, cluster)
-
-
-def _listeners_key(cluster):
-    return 'cluster/%s/listeners' % cluster
-
-
-def _admin_key(cluster):
-    return 'cluster/%s/admin' % cluster
-
-
-def _health_key(cluster):
-    return 'cluster/%s/health' % cluster
-
-
-def _breaker_key(cluster):
-    return 'cluster/%s/breaker' % cluster
-
-
-def _stats_key(lb_id):
-    return 'stats/' + lb_id
-
-
-def _sent_key(lb_id):
-    return 'sent/' + lb_id
-
-
-def _work_prefix(cluster, lb_id=''):
-    return 'work/%s/%s' % (cluster, lb_id + '/' if lb_id else '')
-
-
-def _outbox_prefix(cluster):
-    return 'outbox/%s/' % cluster
 
 
 class Intent(dict):
@@ -156,12 +81,12 @@ class State:
     # -- reads ---------------------------------------------------------------
 
     def get_lb(self, lb_id):
-        entry = self.kv.get(_lb_key(lb_id))
+        entry = self.kv.get(keys.lb_key(lb_id))
         return json.loads(entry.value) if entry else None
 
     def lookup(self, object_id):
         """Return ``(lb_id, object_type)`` for any indexed object, or None."""
-        entry = self.kv.get(_idx_key(object_id))
+        entry = self.kv.get(keys.idx_key(object_id))
         if not entry:
             return None
         found = json.loads(entry.value)
@@ -170,7 +95,7 @@ class State:
     def get_sent(self, lb_id):
         """``{object id: [provisioning, operating]}``: what multilb last
         reported of each object of ``lb_id`` ({} if nothing yet)."""
-        entry = self.kv.get(_sent_key(lb_id))
+        entry = self.kv.get(keys.sent_key(lb_id))
         return json.loads(entry.value) if entry else {}
 
     def record_sent(self, lb_id, status):
@@ -178,15 +103,15 @@ class State:
         (the monitor's operating statuses; the worker's go through
         :meth:`complete`). Nothing is written for a released LB."""
         for _attempt in range(_CAS_ATTEMPTS):
-            if self.kv.get(_lb_key(lb_id)) is None:
+            if self.kv.get(keys.lb_key(lb_id)) is None:
                 return
-            entry = self.kv.get(_sent_key(lb_id))
+            entry = self.kv.get(keys.sent_key(lb_id))
             old = json.loads(entry.value) if entry else {}
             merged = statuses.merge_sent(old, status)
             if merged == old or self.kv.commit(
-                    checks={_sent_key(lb_id): entry.version if entry
+                    checks={keys.sent_key(lb_id): entry.version if entry
                             else None},
-                    puts={_sent_key(lb_id): _dump(merged)}):
+                    puts={keys.sent_key(lb_id): _dump(merged)}):
                 return
         raise RuntimeError('sent statuses of load balancer %s kept '
                            'changing' % lb_id)
@@ -224,7 +149,7 @@ class State:
 
     def cluster_listeners(self, cluster):
         """Listeners the agent applied on ``cluster``."""
-        entry = self.kv.get(_listeners_key(cluster))
+        entry = self.kv.get(keys.listeners_key(cluster))
         return int(entry.value) if entry else 0
 
     def project_counts(self, project_id):
@@ -244,28 +169,28 @@ class State:
         take effect at once, on every host.
         """
         for _attempt in range(_CAS_ATTEMPTS):
-            entry = self.kv.get(_admin_key(cluster))
+            entry = self.kv.get(keys.admin_key(cluster))
             current = json.loads(entry.value) if entry else {}
             current.update(fields, at=time.time())
             if self.kv.commit(
-                    checks={_admin_key(cluster):
+                    checks={keys.admin_key(cluster):
                             entry.version if entry else None},
-                    puts={_admin_key(cluster): _dump(current)}):
+                    puts={keys.admin_key(cluster): _dump(current)}):
                 return current
         raise RuntimeError('cluster %s admin state kept changing' % cluster)
 
     def set_health(self, cluster, health):
         """Record the agent's latest view of a cluster (last writer wins)."""
-        self._commit({_health_key(cluster): _dump(health)}, ())
+        self._commit({keys.health_key(cluster): _dump(health)}, ())
 
     def get_breaker(self, cluster):
         """The cluster's circuit breaker record ({} if never written)."""
-        entry = self.kv.get(_breaker_key(cluster))
+        entry = self.kv.get(keys.breaker_key(cluster))
         return json.loads(entry.value) if entry else {}
 
     def set_breaker(self, cluster, record):
         """Share the breaker's state (its owner writes; last writer wins)."""
-        self._commit({_breaker_key(cluster): _dump(record)}, ())
+        self._commit({keys.breaker_key(cluster): _dump(record)}, ())
 
     def breaker_record(self, cluster):
         """The ``store`` a :class:`backends.transport.ClusterBreaker` shares
@@ -275,10 +200,10 @@ class State:
     def pending(self, cluster, lb_id=None):
         """``{lb_id: [Intent, ...]}`` (oldest first) for one cluster, or
         for one of its load balancers only."""
-        prefix = _work_prefix(cluster)
+        prefix = keys.work_prefix(cluster)
         if lb_id is not None:
             found = {}
-            for entry in self.kv.get_prefix(_work_prefix(cluster, lb_id)):
+            for entry in self.kv.get_prefix(keys.work_prefix(cluster, lb_id)):
                 intent = Intent(json.loads(entry.value), _key=entry.key)
                 found.setdefault(lb_id, []).append(intent)
             return found
@@ -297,7 +222,7 @@ class State:
         ``status`` only ever names objects of ``lb``.
         """
         return [(e.key, json.loads(e.value))
-                for e in self.kv.get_prefix(_outbox_prefix(cluster))]
+                for e in self.kv.get_prefix(keys.outbox_prefix(cluster))]
 
     def outbox_entry(self, key):
         entry = self.kv.get(key)
@@ -306,7 +231,7 @@ class State:
     def outbox_entries(self, cluster=None):
         """``[{"cluster", "key", "lb", "created_at", "delivery"}, ...]`` of
         one cluster or all (``multilb-manage outbox list``), oldest first."""
-        prefix = _outbox_prefix(cluster) if cluster else 'outbox/'
+        prefix = keys.outbox_prefix(cluster) if cluster else 'outbox/'
         found = []
         for e in self.kv.get_prefix(prefix):
             name, seq = e.key[len('outbox/'):].split('/', 1)
@@ -359,18 +284,19 @@ class State:
         placed, version = count
         if limit and placed >= limit:
             return False
-        puts = {_count_key(cluster): str(placed + 1),
-                _lb_key(lb_id): _dump(record),
-                _marker_key(cluster, lb_id): '',
-                _project_key(project_id, cluster): str(project_count[0] + 1)}
-        puts.update(self._index_puts(lb_id, index))
-        work_key = self._work_key(cluster, lb_id, intent)
+        puts = {keys.count_key(cluster): str(placed + 1),
+                keys.lb_key(lb_id): _dump(record),
+                keys.marker_key(cluster, lb_id): '',
+                keys.project_key(project_id, cluster):
+                    str(project_count[0] + 1)}
+        puts.update(self.index_puts(lb_id, index))
+        work_key = self.work_key(cluster, lb_id, intent)
         puts[work_key] = _dump(intent)
         puts.update(reserve[1])
         return self.kv.commit(
             checks=dict(reserve[0], **{
-                _count_key(cluster): version, _lb_key(lb_id): None,
-                _project_key(project_id, cluster): project_count[1]}),
+                keys.count_key(cluster): version, keys.lb_key(lb_id): None,
+                keys.project_key(project_id, cluster): project_count[1]}),
             puts=puts)
 
     def add_intent(self, lb_id, cluster, intent, index=None,
@@ -381,8 +307,8 @@ class State:
             commit (:mod:`multilb.bindings`).
         :returns: False if a reservation moved (re-read and retry).
         """
-        puts = self._index_puts(lb_id, index or {})
-        work_key = self._work_key(cluster, lb_id, intent)
+        puts = self.index_puts(lb_id, index or {})
+        work_key = self.work_key(cluster, lb_id, intent)
         puts[work_key] = _dump(intent)
         puts.update(reserve[1])
         if self.kv.commit(checks=reserve[0], puts=puts):
@@ -399,18 +325,18 @@ class State:
             'project': record.get('project_id') or ''})
 
     def has_placement(self, lb_id):
-        return bool(lb_id) and self.kv.get(_lb_key(lb_id)) is not None
+        return bool(lb_id) and self.kv.get(keys.lb_key(lb_id)) is not None
 
     @staticmethod
-    def _index_puts(lb_id, index):
-        return {_idx_key(oid): _dump({'lb': lb_id, 'type': otype})
+    def index_puts(lb_id, index):
+        return {keys.idx_key(oid): _dump({'lb': lb_id, 'type': otype})
                 for oid, otype in index.items()}
 
     @staticmethod
-    def _work_key(cluster, lb_id, intent):
+    def work_key(cluster, lb_id, intent):
         intent.setdefault('seq', new_seq())
         intent.setdefault('at', time.time())
-        return _work_prefix(cluster, lb_id) + intent['seq']
+        return keys.work_prefix(cluster, lb_id) + intent['seq']
 
     # -- agent side ---------------------------------------------------------
 
@@ -438,12 +364,12 @@ class State:
         :raises Fenced: another agent owns the cluster now; nothing was
             committed.
         """
-        puts = self._index_puts(lb_id, index or {})
+        puts = self.index_puts(lb_id, index or {})
         for chunk in _chunks(sorted(puts)):
             self._commit({k: puts[k] for k in chunk}, ())
         outbox_key = self._finish(lb_id, cluster, intents, status, record,
                                   release, free, fence)
-        for chunk in _chunks(sorted(_idx_key(o) for o in unindex)):
+        for chunk in _chunks(sorted(keys.idx_key(o) for o in unindex)):
             self._commit({}, chunk)
         return outbox_key
 
@@ -459,11 +385,11 @@ class State:
             deletes = [i.key for i in intents] + list(free)
             outbox_key = None
             if status:
-                outbox_key = _outbox_prefix(cluster) + new_seq()
+                outbox_key = keys.outbox_prefix(cluster) + new_seq()
                 puts[outbox_key] = _dump({'lb': lb_id, 'status': status})
                 if not release:
                     self._sent_ops(lb_id, status, checks, puts)
-            entry = self.kv.get(_lb_key(lb_id))
+            entry = self.kv.get(keys.lb_key(lb_id))
             old = json.loads(entry.value) if entry else {}
             if old and old.get('cluster') != cluster and (
                     status or record is not None or release):
@@ -472,19 +398,19 @@ class State:
                         lb_id, cluster, old.get('cluster')))
             # a move switches the record in one commit (multilb.moves):
             # never write over it with this cluster's view
-            checks[_lb_key(lb_id)] = entry.version if entry else None
+            checks[keys.lb_key(lb_id)] = entry.version if entry else None
             delta = 0
             if release:
                 delta = -old.get('listeners', 0)
                 self._release(lb_id, cluster, checks, puts, deletes)
             elif record is not None:
                 delta = record.get('listeners', 0) - old.get('listeners', 0)
-                puts[_lb_key(lb_id)] = _dump(record)
+                puts[keys.lb_key(lb_id)] = _dump(record)
             if delta:
-                counter = self.kv.get(_listeners_key(cluster))
-                checks[_listeners_key(cluster)] = (
+                counter = self.kv.get(keys.listeners_key(cluster))
+                checks[keys.listeners_key(cluster)] = (
                     counter.version if counter else None)
-                puts[_listeners_key(cluster)] = str(max(0, delta + (
+                puts[keys.listeners_key(cluster)] = str(max(0, delta + (
                     int(counter.value) if counter else 0)))
             if self.kv.commit(checks=checks, puts=puts, deletes=deletes):
                 return outbox_key
@@ -497,33 +423,34 @@ class State:
     def _sent_ops(self, lb_id, status, checks, puts):
         """Add the merge of ``status`` into ``sent/<lb id>`` to a commit
         (compare-and-swap: the monitor merges into it too)."""
-        entry = self.kv.get(_sent_key(lb_id))
+        entry = self.kv.get(keys.sent_key(lb_id))
         old = json.loads(entry.value) if entry else {}
         merged = statuses.merge_sent(old, status)
-        checks[_sent_key(lb_id)] = entry.version if entry else None
+        checks[keys.sent_key(lb_id)] = entry.version if entry else None
         if merged != old:
-            puts[_sent_key(lb_id)] = _dump(merged)
+            puts[keys.sent_key(lb_id)] = _dump(merged)
 
     def _release(self, lb_id, cluster, checks, puts, deletes):
         """Add the removal of a placement and its counters to a commit."""
-        marker = self.kv.get(_marker_key(cluster, lb_id))
+        marker = self.kv.get(keys.marker_key(cluster, lb_id))
         record = self.get_lb(lb_id) or {}
         # No marker: already released (a crash after an earlier commit), so
         # the counters must not go down twice.
         if marker is not None:
-            for key in (_count_key(cluster), _project_key(
+            for key in (keys.count_key(cluster), keys.project_key(
                     record.get('project_id') or '', cluster)):
                 counter = self.kv.get(key)
                 if counter is None:
                     continue
                 checks[key] = counter.version
                 remaining = int(counter.value) - 1
-                if remaining > 0 or key == _count_key(cluster):
+                if remaining > 0 or key == keys.count_key(cluster):
                     puts[key] = str(max(0, remaining))
                 else:
                     deletes.append(key)
-        deletes += [_lb_key(lb_id), _marker_key(cluster, lb_id),
-                    _idx_key(lb_id), _stats_key(lb_id), _sent_key(lb_id)]
+        deletes += [keys.lb_key(lb_id), keys.marker_key(cluster, lb_id),
+                    keys.idx_key(lb_id), keys.stats_key(lb_id),
+                    keys.sent_key(lb_id)]
         if marker is not None:
             vips.release_ops(record, time.time(), puts)
             bindings.release_ops(record, deletes)
@@ -532,7 +459,7 @@ class State:
 
     def get_statistics(self, lb_id):
         """``{listener_id: {counter: total}}`` kept for a load balancer."""
-        entry = self.kv.get(_stats_key(lb_id))
+        entry = self.kv.get(keys.stats_key(lb_id))
         return json.loads(entry.value) if entry else {}
 
     def save_statistics(self, totals):
@@ -542,13 +469,13 @@ class State:
         plain puts are enough; a load balancer released meanwhile loses its
         key again at the next release check of the caller.
         """
-        puts = {_stats_key(lb_id): _dump(value)
+        puts = {keys.stats_key(lb_id): _dump(value)
                 for lb_id, value in totals.items()}
         for chunk in _chunks(sorted(puts)):
             self._commit({k: puts[k] for k in chunk}, ())
 
     def drop_statistics(self, lb_ids):
-        for chunk in _chunks(sorted(_stats_key(i) for i in lb_ids)):
+        for chunk in _chunks(sorted(keys.stats_key(i) for i in lb_ids)):
             self._commit({}, chunk)
 
     def ack(self, outbox_key):
