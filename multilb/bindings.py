@@ -83,6 +83,26 @@ def keys_for(cluster, addresses, listeners):
     return found
 
 
+def bind_record(cluster, record, graph, refused_keeps=False):
+    """Set ``record``'s ``addresses`` (the VIP addresses ``graph`` binds
+    on ``cluster``) and ``binds`` (``{key: listener_id}``); return the
+    binds.
+
+    :raises PortRefused: see :func:`keys_for`; unless ``refused_keeps``,
+        which keeps the binds the record has (a refused port never got
+        past the API: nothing new to reserve).
+    """
+    bound = addresses_for(cluster, vips_of(graph))
+    try:
+        binds = keys_for(cluster, bound, graph['listeners'])
+    except PortRefused:
+        if not refused_keeps:
+            raise
+        binds = dict(record.get('binds') or {})
+    record['addresses'], record['binds'] = bound, binds
+    return binds
+
+
 def release_ops(record, deletes):
     """Add the removal of every reservation of ``record`` to a commit."""
     deletes.extend(sorted(record.get('binds') or {}))

@@ -248,14 +248,9 @@ class LoadBalancerJobs:
     def _rebind(self, record, graph, intents):
         """Record the address:port reservations of ``graph``'s listeners
         in ``record``; return the keys of listeners it no longer has."""
-        bound = bindings.addresses_for(self.cluster,
-                                       bindings.vips_of(graph))
-        try:
-            keys = bindings.keys_for(self.cluster, bound, graph['listeners'])
-        except bindings.PortRefused:
-            keys = dict(record.get('binds') or {})  # refused at the API
         known = set(record.get('binds') or {}) | set(binds(intents))
-        record['addresses'], record['binds'] = bound, keys
+        keys = bindings.bind_record(self.cluster, record, graph,
+                                    refused_keeps=True)
         return sorted(known - set(keys))
 
     @staticmethod

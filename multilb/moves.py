@@ -39,6 +39,7 @@ import logging
 import time
 
 from multilb import keys
+from multilb import state as state_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -194,16 +195,7 @@ class Moves:
                 seq = entry.key.rsplit('/', 1)[1]
                 puts[keys.outbox_prefix(target) + seq] = entry.value
         # capacity: the target's slot was reserved at the start
-        for key in (keys.count_key(source),
-                    keys.project_key(project, source)):
-            value, version = _counter(kv, key)
-            if version is None:
-                continue
-            checks[key] = version
-            if value - 1 > 0 or key == keys.count_key(source):
-                puts[key] = str(max(0, value - 1))
-            else:
-                deletes.append(key)
+        state_mod.count_down(kv, source, project, checks, puts, deletes)
         listeners = int(old.get('listeners') or 0)
         if listeners:
             for cluster, delta in ((source, -listeners),
@@ -258,13 +250,8 @@ class Moves:
                     seq = entry.key.rsplit('/', 1)[1]
                     puts[keys.work_prefix(record['cluster'], lb_id)
                          + seq] = entry.value
-            for key in (keys.count_key(target), keys.project_key(
-                    move.get('project') or '', target)):
-                value, version = _counter(kv, key)
-                if version is None:
-                    continue
-                checks[key] = version
-                puts[key] = str(max(0, value - 1))
+            state_mod.count_down(kv, target, move.get('project') or '',
+                                 checks, puts, deletes)
             puts[move_key(lb_id)] = _dump(dict(
                 move, phase=FAILED, error=reason, ended_at=time.time()))
             if kv.commit(checks=checks, puts=puts, deletes=deletes):

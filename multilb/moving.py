@@ -117,9 +117,7 @@ class MoveJobs:
     def _target_binds(self, lb_id, record, graph):
         """The target's address:port reservations: ``(checks, puts)``;
         the record gets the target's ``addresses`` and ``binds``."""
-        bound = bindings.addresses_for(self.cluster, bindings.vips_of(graph))
-        keys = bindings.keys_for(self.cluster, bound, graph['listeners'])
-        record['addresses'], record['binds'] = bound, keys
+        keys = bindings.bind_record(self.cluster, record, graph)
         return bindings.Bindings(self.state.kv, self.state.has_placement
                                  ).reserve_ops(lb_id, keys)
 

@@ -36,6 +36,23 @@ def _chunks(items):
     return [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
+def count_down(kv, cluster, project, checks, puts, deletes):
+    """Add to a commit: ``cluster``'s load balancer counter and
+    ``project``'s on it, one less each (checked at their versions). The
+    project counter is deleted at 0, the cluster's is kept; an absent
+    counter is left alone (nothing was counted)."""
+    for key in (keys.count_key(cluster), keys.project_key(project, cluster)):
+        counter = kv.get(key)
+        if counter is None:
+            continue
+        checks[key] = counter.version
+        remaining = int(counter.value) - 1
+        if remaining > 0 or key == keys.count_key(cluster):
+            puts[key] = str(max(0, remaining))
+        else:
+            deletes.append(key)
+
+
 def new_seq():
     """A key suffix that sorts by creation time and never collides."""
     return '%019d-%s' % (time.time_ns(), uuid.uuid4().hex[:8])
@@ -437,17 +454,8 @@ class State:
         # No marker: already released (a crash after an earlier commit), so
         # the counters must not go down twice.
         if marker is not None:
-            for key in (keys.count_key(cluster), keys.project_key(
-                    record.get('project_id') or '', cluster)):
-                counter = self.kv.get(key)
-                if counter is None:
-                    continue
-                checks[key] = counter.version
-                remaining = int(counter.value) - 1
-                if remaining > 0 or key == keys.count_key(cluster):
-                    puts[key] = str(max(0, remaining))
-                else:
-                    deletes.append(key)
+            count_down(self.kv, cluster, record.get('project_id') or '',
+                       checks, puts, deletes)
         deletes += [keys.lb_key(lb_id), keys.marker_key(cluster, lb_id),
                     keys.idx_key(lb_id), keys.stats_key(lb_id),
                     keys.sent_key(lb_id)]

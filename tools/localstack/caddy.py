@@ -43,6 +43,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 import urllib.parse
 
 from . import ports
@@ -108,10 +109,23 @@ def admin_request(admin_url, method, path, body=None, timeout=5,
         return response.status, text
 
 
-def admin_get(admin_url, path, timeout=5):
+def admin_get(admin_url, path, timeout=5, attempts=3):
     """``GET path`` of a node's admin API, parsed (None for an absent
-    key); ``RuntimeError`` for an answer other than 200."""
-    status, answer = admin_request(admin_url, 'GET', path, timeout=timeout)
+    key); ``RuntimeError`` for an answer other than 200.
+
+    Caddy restarts its admin server with every config load, and closes
+    a connection it accepted just before without an answer; a GET is
+    idempotent, so such a close is retried (``attempts`` in all), as the
+    product's transport does."""
+    for attempt in range(attempts):
+        try:
+            status, answer = admin_request(admin_url, 'GET', path,
+                                           timeout=timeout)
+            break
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
     if status != 200:
         raise RuntimeError(f'{admin_url} GET {path}: HTTP {status}: '
                            f'{answer}')
