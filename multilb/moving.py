@@ -74,6 +74,12 @@ class MoveJobs:
             return
         # what the source holds out stays held out
         desired = graphs.prune(graph, set(record.get('refused') or ()))
+        lacking = self._lacking(desired)
+        if lacking:
+            self._abort(moves, lb_id, 'cluster %s (backend %s) cannot serve '
+                        'it: %s' % (self.name, self.cluster.backend, lacking),
+                        remove=False)
+            return
         try:
             self._apply_graph(desired)
             self._verify()
@@ -121,6 +127,21 @@ class MoveJobs:
         return bindings.Bindings(self.state.kv, self.state.has_placement
                                  ).reserve_ops(lb_id, keys)
 
+    def _lacking(self, graph):
+        """What in ``graph`` this cluster's backend does not support (the
+        first such object's refusal text), or None: checked before the
+        target is touched, so a move to a cluster of another backend is
+        refused with a reason instead of half applied."""
+        for otype, _oid, obj, _parent in graphs.walk(graph):
+            if otype == 'loadbalancer':
+                continue
+            try:
+                self.cluster.backend_class.check_supported(
+                    otype, {k: v for k, v in obj.items() if v is not None})
+            except backend_exc.UnsupportedFeature as exc:
+                return str(exc)
+        return None
+
     def _remove(self, lb_id):
         """Delete ``lb_id`` from this cluster; the BackendError, or None."""
         self._verify()
@@ -130,9 +151,10 @@ class MoveJobs:
             return exc
         return None
 
-    def _abort(self, moves, lb_id, reason):
-        """Roll back: empty the target, give its reservation back."""
-        exc = self._remove(lb_id)
+    def _abort(self, moves, lb_id, reason, remove=True):
+        """Roll back: empty the target (unless nothing was written to it,
+        ``remove=False``), give its reservation back."""
+        exc = self._remove(lb_id) if remove else None
         if exc is not None:
             LOG.warning('Load balancer %s on cluster %s: cannot remove it '
                         'after a failed move (%s); the orphan sweep will',

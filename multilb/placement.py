@@ -159,8 +159,9 @@ def move_target(rt, record, to=None):
     why it cannot take it).
 
     The record keeps no graph, so the capabilities a load balancer needs
-    are not checked here: a target that cannot serve it refuses the
-    apply, and the move rolls back.
+    are not checked here: the target's worker checks them against the
+    graph before it writes anything, and the move fails naming what the
+    target's backend lacks.
 
     :raises multilb.exceptions.NoValidCluster: no cluster can take it.
     """

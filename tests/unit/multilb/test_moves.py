@@ -5,6 +5,7 @@ Two fake clusters (FAKE appliances: JSON mirrors on disk), one worker
 each, a fake Octavia. The sample load balancer is created on 'alpha'.
 """
 
+import dataclasses
 import json
 
 import pytest
@@ -174,6 +175,33 @@ def test_a_target_that_refuses_rolls_the_move_back(two):
     two.start()
     two.process('beta')
     assert two.state.get_lb(LB)['cluster'] == 'beta'
+
+
+def test_a_target_whose_backend_lacks_a_feature_refuses_it_unwritten(two):
+    """A target of a backend without the LB's listener protocol: the move
+    fails naming what is missing, before anything reaches the target (its
+    apply fault would otherwise be the reason); the LB stays served."""
+    two.create_on_alpha()
+    cluster = two.rt.clusters.clusters['beta']
+    base = cluster.backend_class
+    lacking = type('NoPlainHTTP', (base,), {
+        'SUPPORTED_LISTENER_PROTOCOLS': frozenset(
+            base.SUPPORTED_LISTENER_PROTOCOLS) - {'HTTP'}})
+    two.workers['beta'].cluster = dataclasses.replace(cluster,
+                                                      backend_class=lacking)
+    two.faults('beta', apply='rejected')
+    two.start()
+    two.process('beta')
+    move = two.moves.get(LB)
+    assert move['phase'] == moves_mod.FAILED
+    assert move['error'].startswith('cluster beta (backend fake) cannot '
+                                    'serve it: listener protocol HTTP is '
+                                    'not supported')
+    assert two.state.get_lb(LB)['cluster'] == 'alpha'
+    assert (two.placed('alpha'), two.placed('beta')) == (1, 0)
+    assert two.appliance('beta') is None
+    assert two.appliance('alpha') is not None
+    assert two.octavia.statuses == []
 
 
 def test_a_target_that_never_serves_it_rolls_back_after_move_timeout(two):
