@@ -539,6 +539,12 @@ def _describe(exc):
         return exc.code, str(exc)
     if isinstance(exc, exceptions.ConfigError):
         return EXIT_USAGE, 'configuration error: %s' % exc
+    if isinstance(exc, cfg.ConfigFileValueError):
+        # oslo: "Value for option NAME from LocationInfo(...) is not valid"
+        name = str(exc).split('Value for option ', 1)[-1].split(' ', 1)[0]
+        return EXIT_USAGE, 'configuration error: %s: %s (multilb-status ' \
+            'upgrade check lists every problem)' % (
+                name, cluster_conf.clean(exc))
     return EXIT_FAILURE, ('unexpected error: %s: %s (run with --debug for '
                           'details)' % (type(exc).__name__, exc))
 

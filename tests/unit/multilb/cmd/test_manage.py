@@ -485,6 +485,17 @@ def test_missing_config_file(capsys, tmp_path):
     assert str(tmp_path / 'nope.conf') in err
 
 
+def test_a_bad_value_in_multilb_is_a_configuration_error(capsys, tmp_path):
+    conf = fixtures.write_conf(tmp_path, CLUSTERS,
+                               options={'health_interval': 'often'})
+    code, out, err = run(capsys, 'cluster', 'list', conf=conf)
+    assert (code, out) == (2, '')
+    assert err == ("multilb-manage: error: configuration error: "
+                   "health_interval: invalid value (could not convert "
+                   "string to float: 'often') (multilb-status upgrade check "
+                   "lists every problem)\n")
+
+
 def test_config_without_multilb_section(capsys, tmp_path):
     path = tmp_path / 'octavia.conf'
     path.write_text('[DEFAULT]\ndebug = true\n[api_settings]\nbind_port = 1\n')
