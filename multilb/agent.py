@@ -30,6 +30,7 @@ from multilb import exceptions
 from multilb import fencing
 from multilb import octavia as octavia_mod
 from multilb import runtime
+from multilb import schema
 from multilb import worker as worker_mod
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Agent:
         self.coordinator = coordinator or coordination.Coordinator(
             self.settings.coordination_url)
         self.workers = {}
+        self._schema_checked = False
 
     def start(self):
         self.coordinator.start()
@@ -54,8 +56,29 @@ class Agent:
                  ', '.join(sorted(self.rt.clusters.clusters)) or 'none',
                  ', '.join(sorted(self.rt.clusters.errors)) or 'none')
 
+    def _schema_ok(self):
+        """Whether the store holds the key layout this multilb reads
+        (recording it on a store without one); checked until it is."""
+        if self._schema_checked:
+            return True
+        try:
+            schema.record(self.rt.state.kv)
+        except exceptions.StoreUnavailable as exc:
+            LOG.warning('Cannot check the state store key layout yet: %s',
+                        exc)
+            return False
+        except exceptions.StoreSchemaError as exc:
+            LOG.error('This agent drives no cluster: %s', exc)
+            for name in sorted(self.workers):
+                self._stop_worker(name)
+            return False
+        self._schema_checked = True
+        return True
+
     def rebalance(self):
         """Start workers for clusters we now own, stop the others."""
+        if not self._schema_ok():
+            return
         for name in sorted(n for n, w in self.workers.items() if w.fenced):
             LOG.warning('Cluster %s: another agent took it over; dropping '
                         'its worker', name)

@@ -31,6 +31,7 @@ from multilb.conf import vip_pools as pool_conf
 from multilb import coordination
 from multilb import exceptions
 from multilb import registry
+from multilb import schema
 from multilb import store
 
 FAILURE, WARNING = 'failure', 'warning'
@@ -83,10 +84,15 @@ def scheduler(conf):
 
 
 def state_store(conf):
-    """The state store named by ``store_url`` answers a read."""
+    """The state store named by ``store_url`` answers, and holds the key
+    layout this multilb reads (or none yet: the first agent records it)."""
     url = conf.multilb.store_url
     try:
-        store.get_kv_store(url).get('multilb-status-check')
+        found = schema.read(store.get_kv_store(url))
+        if found is not None:
+            schema.check(found.get('version'))
+    except exceptions.StoreSchemaError as exc:
+        return [Finding(FAILURE, str(exc))]
     except exceptions.ConfigError as exc:
         return [Finding(FAILURE, '[multilb] store_url: %s' % exc)]
     except exceptions.StoreUnavailable as exc:

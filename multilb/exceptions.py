@@ -22,6 +22,12 @@ class ConfigError(MultiLBError):
     """
 
 
+class StoreSchemaError(ConfigError):
+    """The state store holds a key layout (schema version) this multilb
+    does not read: written by a newer multilb, or older and not migrated
+    (``multilb-manage store upgrade``)."""
+
+
 class StoreUnavailable(MultiLBError):
     """The state store could not be reached or answered with an error."""
 

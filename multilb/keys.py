@@ -25,11 +25,26 @@ Key layout (all values JSON)::
                                   cluster: the owner re-applies the LB
     move/<lb id>                  a move of the LB to another cluster
                                   (multilb.moves)
+    schema                        {"version": SCHEMA_VERSION, "at": ...}:
+                                  the layout the store holds (written by
+                                  the first agent; checked by every agent)
 
 The functions below build them; :mod:`multilb.state` and the modules that
 commit to the store directly (:mod:`multilb.moves`, :mod:`multilb.rebuild`)
 use them, so that the layout is written down once.
+
+A change of this layout that older code would misread raises
+:data:`SCHEMA_VERSION` and comes with a migration in ``multilb-manage store
+upgrade`` (:mod:`multilb.schema`).
 """
+
+SCHEMA_VERSION = 1
+"""The key layout above. Agents refuse to drive clusters on a store of
+another version; ``multilb-manage store upgrade`` migrates older ones."""
+
+
+def schema_key():
+    return 'schema'
 
 
 def lb_key(lb_id):

@@ -15,6 +15,7 @@
     multilb-manage ... outbox list [--cluster NAME]
     multilb-manage ... agents list
     multilb-manage ... store rebuild [--id LOADBALANCER_ID]... [--dry-run]
+    multilb-manage ... store upgrade
 
 It reads the configuration files Octavia reads (``[multilb]`` and the
 ``[cluster:<name>]`` sections, validated exactly as the driver does, through
@@ -44,6 +45,7 @@ from multilb.cmd import errors
 from multilb.cmd import format as fmt
 from multilb.cmd import move
 from multilb.cmd import rebuild
+from multilb.cmd import schema
 from multilb.cmd import sync
 from multilb.conf import clusters as cluster_conf
 from multilb import exceptions
@@ -472,7 +474,8 @@ def build_parser():
     _add_format(sub)
     sub.set_defaults(func=vip_pool_list)
     agents.add_parsers(objects, _add_format)
-    rebuild.add_parsers(objects, _add_format)
+    schema.add_parser(rebuild.add_parsers(objects, _add_format),
+                      _add_format)
     return parser
 
 

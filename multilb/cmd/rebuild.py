@@ -273,11 +273,12 @@ def _text(data):
 
 
 def add_parsers(objects, add_format):
-    """Register ``store rebuild`` (manage.build_parser)."""
+    """Register ``store`` and ``store rebuild`` (manage.build_parser);
+    return the ``store`` actions, for the other ``store`` commands."""
     parser = objects.add_parser('store', help='the multilb state store '
-                                '(disaster recovery)')
+                                '(disaster recovery, upgrades)')
     actions = parser.add_subparsers(dest='action', required=True,
-                                    metavar='{rebuild}')
+                                    metavar='{rebuild,upgrade}')
     sub = actions.add_parser(
         'rebuild', help='after the state store was lost: record again the '
         'load balancers the clusters hold and Octavia knows (never '
@@ -306,3 +307,4 @@ def add_parsers(objects, add_format):
                      help='print what would be written; write nothing')
     add_format(sub)
     sub.set_defaults(func=store_rebuild)
+    return actions

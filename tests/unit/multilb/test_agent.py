@@ -5,6 +5,7 @@ threads run), a fake Octavia. Invariant checked throughout: a cluster is
 never driven by two agents at once.
 """
 
+import json
 import threading
 import time
 
@@ -14,6 +15,8 @@ from multilb import agent as agent_mod
 from multilb import coordination
 from multilb import driver as driver_mod
 from multilb import exceptions
+from multilb import keys
+from multilb import schema
 from multilb import worker as worker_mod
 from tests.unit import fixtures as fx
 
@@ -171,3 +174,23 @@ def test_run_until_exit_event_then_gives_every_cluster_back(rt):
         assert all(other.acquire(name) for name in CLUSTERS)
     finally:
         other.stop()
+
+
+def test_an_agent_records_the_key_layout_and_refuses_another(rt, agents,
+                                                             caplog):
+    """The first agent records the store's key layout version; an agent
+    that finds a newer one (a store upgraded by a newer multilb) drives no
+    cluster and says why."""
+    a = agents(b'agent-a')
+    a.rebalance()
+    assert schema.read(rt.state.kv)['version'] == keys.SCHEMA_VERSION
+    assert a.workers
+    a.stop()
+    rt.state.kv.commit(puts={keys.schema_key(): json.dumps(
+        {'version': keys.SCHEMA_VERSION + 1, 'at': 0})})
+    b = agents(b'agent-b')
+    b.rebalance()
+    assert b.workers == {}
+    assert ('This agent drives no cluster: the state store holds key layout '
+            'version %d, newer than this multilb reads (%d)' % (
+                keys.SCHEMA_VERSION + 1, keys.SCHEMA_VERSION)) in caplog.text

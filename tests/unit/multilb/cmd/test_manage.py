@@ -5,12 +5,14 @@ what an operator sees: stdout, stderr and the exit code.
 """
 
 import datetime
+import json
 import re
 import socket
 import time
 
 import pytest
 
+from multilb import keys
 from multilb import octavia as octavia_mod
 from multilb import outbox as outbox_mod
 from multilb import placement
@@ -608,3 +610,19 @@ def test_vip_pool_list_shows_usage_and_broken_pools(capsys, tmp_path):
         'public', 'active', '203.0.113.0/29', 'net-pool', '1', '1', '3',
         'alpha']
     assert 'clash: [vip_pool:clash] cidr: 203.0.113.4/30 overlaps' in out
+
+
+def test_store_upgrade_records_then_has_nothing_to_do_and_refuses_newer(
+        capsys, conf_path, state):
+    code, out, err = run(capsys, 'store', 'upgrade', conf=conf_path)
+    assert (code, err) == (0, '')
+    assert out == ('The store recorded no key layout version: recorded %d '
+                   '(its layout).\n' % keys.SCHEMA_VERSION)
+    assert run_json(capsys, conf_path, 'store', 'upgrade') == {
+        'version_before': keys.SCHEMA_VERSION,
+        'version': keys.SCHEMA_VERSION, 'migrations': []}
+    state.kv.commit(puts={keys.schema_key(): json.dumps(
+        {'version': keys.SCHEMA_VERSION + 1})})
+    code, out, err = run(capsys, 'store', 'upgrade', conf=conf_path)
+    assert (code, out) == (2, '')
+    assert 'newer than this multilb reads' in err

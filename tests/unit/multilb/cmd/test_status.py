@@ -6,9 +6,13 @@ Real configuration files in tmp_path, a sqlite store and file locks: the
 store and coordination checks really connect.
 """
 
+import json
+
 import pytest
 
 from multilb.cmd import status
+from multilb import keys
+from multilb import store
 from tests.unit import fixtures
 
 
@@ -142,3 +146,15 @@ def test_files_of_a_config_dir_are_checked_too(tmp_path, capsys):
     assert code == 1
     assert ('[multilb] store_uri is not an option of this section and is '
             'ignored; did you mean store_url?') in text
+
+
+def test_a_store_of_a_newer_key_layout_fails_the_store_check(tmp_path,
+                                                             capsys):
+    path = fixtures.write_conf(tmp_path)
+    kv = store.get_kv_store('sqlite:///%s' % (tmp_path / 'state.db'))
+    kv.commit(puts={keys.schema_key(): json.dumps(
+        {'version': keys.SCHEMA_VERSION + 1})})
+    code, text = check(capsys, path)
+    assert code == 2
+    assert results(text)['State store'] == 'Failure'
+    assert 'newer than this multilb reads' in text
