@@ -8,10 +8,14 @@ Key layout (all values JSON)::
     cluster/<name>/listeners      listeners the agent applied on it
     cluster/<name>/admin          operator state: {"draining": bool, ...}
     cluster/<name>/health         agent's last probe: {"reachable", "at", ...}
+    cluster/<name>/breaker        the cluster's circuit breaker, as its
+                                  owning agent shares it
     placement/<cluster>/<lb id>   placement marker (lists a cluster's LBs)
     project/<project>/<cluster>   that project's load balancers on the cluster
     work/<cluster>/<lb id>/<seq>  one pending operation (an *intent*)
     outbox/<cluster>/<seq>        a status update not yet accepted by Octavia
+    stats/<lb id>                 listener statistics totals
+                                  {listener id: {counter: total}}
     sent/<lb id>                  what multilb reported of each object:
                                   {id: [provisioning, operating]}
                                   (multilb.status.merge_sent)

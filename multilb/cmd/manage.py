@@ -9,10 +9,13 @@
     multilb-manage ... cluster sync NAME
     multilb-manage ... lb show LOADBALANCER_ID
     multilb-manage ... cluster evacuate NAME [--to CLUSTER] [--dry-run]
-    multilb-manage ... cluster retire NAME
+                                       [--concurrency N] [--timeout S]
+    multilb-manage ... cluster retire NAME [--concurrency N] [--timeout S]
     multilb-manage ... lb sync LOADBALANCER_ID
-    multilb-manage ... lb move LOADBALANCER_ID [--to CLUSTER]
+    multilb-manage ... lb move LOADBALANCER_ID [--to CLUSTER] [--no-wait]
+                                              [--timeout S]
     multilb-manage ... outbox list [--cluster NAME]
+    multilb-manage ... vip-pool list
     multilb-manage ... agents list
     multilb-manage ... store rebuild [--id LOADBALANCER_ID]... [--dry-run]
     multilb-manage ... store upgrade

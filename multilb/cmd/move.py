@@ -24,6 +24,7 @@ appliance) and says that it can leave the configuration.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -318,6 +319,18 @@ def cluster_retire(ctx, args):
             name, name))
 
 
+def _at_least_one(text):
+    """argparse type of ``--concurrency``: 0 would never start a move."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError('%r is not a whole number of at '
+                                         'least 1' % text)
+    return value
+
+
 def add_parsers(cluster_actions, lb_actions, add_format, name_help):
     timeout_help = ('seconds to follow each move (default: [multilb] '
                     'move_timeout + 60); the agent goes on after that')
@@ -350,8 +363,9 @@ def add_parsers(cluster_actions, lb_actions, add_format, name_help):
             sub.add_argument('--dry-run', action='store_true',
                              help='show where each load balancer would go; '
                              'change nothing')
-        sub.add_argument('--concurrency', type=int, default=4,
-                         help='moves running at once (default 4)')
+        sub.add_argument('--concurrency', type=_at_least_one, default=4,
+                         help='moves running at once (default 4, at least '
+                         '1)')
         sub.add_argument('--timeout', type=float, default=None,
                          help=timeout_help)
         add_format(sub)

@@ -35,8 +35,8 @@ opts = [
     cfg.StrOpt(
         'backend',
         help='Entry-point name, in the multilb.backends group, of the backend '
-             'that drives this cluster (for example: fake). Required in each '
-             '[cluster:<name>] section.'),
+             'that drives this cluster (for example: caddy). Required, in '
+             'each [cluster:<name>] section or once in [cluster_defaults].'),
     cfg.IntOpt(
         'max_loadbalancers', default=0, min=0,
         help='Most load balancers the scheduler places on this cluster. '

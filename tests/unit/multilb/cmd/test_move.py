@@ -119,3 +119,16 @@ def test_retire_refuses_while_work_is_left(capsys, conf_path, state):
     assert 'cannot leave the configuration yet' in err
     assert '1 load balancer(s) placed on it' in err
     assert 'pending work for 1 load balancer(s)' in err
+
+
+def test_evacuate_refuses_a_concurrency_below_one(capsys, conf_path, state):
+    """0 would start no move and wait forever: a usage error, nothing
+    drained."""
+    for value in ('0', '-2', 'many'):
+        code, out, err = run(capsys, 'cluster', 'evacuate', 'alpha',
+                             '--concurrency', value, conf=conf_path)
+        assert (code, out) == (2, '')
+        assert "--concurrency: %r is not a whole number of at least 1" % (
+            value) in err
+    assert not state.cluster_runtime().get('alpha', {}).get(
+        'admin', {}).get('draining')
