@@ -36,7 +36,7 @@ file is "cannot connect", no process behind it "connection refused", a
 full backlog "cannot connect (... temporarily unavailable)", all at once.
 Its messages name it ``unix:///abs/path/admin.sock``.
 
-Facts this module is built on (docs: shared reference LIBRARIES.md section 6):
+Facts of requests and urllib3 this module is built on:
 
 * ``trust_env = False``: otherwise ``REQUESTS_CA_BUNDLE`` /
   ``CURL_CA_BUNDLE`` (set on many hosts) silently override
@@ -55,8 +55,8 @@ Facts this module is built on (docs: shared reference LIBRARIES.md section 6):
   child never shares the parent's sockets; the connection pool holds
   ``pool_maxsize`` connections (size it to the worker threads per cluster).
 
-:class:`ClusterBreaker` wraps a pybreaker ``CircuitBreaker`` per cluster
-(LIBRARIES.md section 3): pybreaker holds a lock around every protected
+:class:`ClusterBreaker` wraps a pybreaker ``CircuitBreaker`` per cluster:
+pybreaker holds a lock around every protected
 call, which would make a cluster's concurrent calls serial, so the call
 itself runs outside pybreaker and only its outcome goes through it (a
 function that returns or re-raises at once). Only failures of the cluster

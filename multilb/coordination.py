@@ -6,7 +6,7 @@ agents never drive the same cluster even while their views of the group
 differ. The coordinator is created lazily in the process that uses it
 (tooz's heartbeat thread does not survive a fork).
 
-Pitfalls handled (see LIBRARIES.md): member ids and lock names must be
+tooz pitfalls handled: member ids and lock names must be
 bytes; an etcd membership that expired is not re-created by heartbeats, so
 :meth:`Coordinator.members` re-joins; ``acquire(blocking=False)`` is the
 only acquire used (a timed acquire raises on etcd instead of returning

@@ -1,6 +1,7 @@
 """Builds the Octavia status updates that finish a set of intents.
 
-Pure functions. The rule (provider contract §5): every object the API moved
+Pure functions. The rule (what Octavia expects of a provider's status
+updates): every object the API moved
 to PENDING_* is reported; the target of an operation ends ACTIVE, ERROR or
 DELETED; its parents go back to ACTIVE even when the operation failed; a
 deleted object takes its descendants with it (Octavia only frees their quota

@@ -9,6 +9,9 @@
 #          tox -e genconfig  the oslo-config-generator sample must build
 #                            (written under .tox/, the tracked sample is
 #                            left alone; regenerate it with tox -e genconfig)
+#          tox -e docs       Sphinx builds doc/build/html, warnings as
+#                            errors; the option and multilb-manage
+#                            references must list everything the code has
 #          tox -e py3        pytest tests/unit, compliance, functional; the
 #                            functional tests start their own etcd, MariaDB
 #                            and Octavia API + driver agent on free ports.
@@ -17,14 +20,14 @@
 #    collected", is a failure too).
 #
 # Environment: PYTHON (default python3) builds the venvs;
-# MULTILB_TOX_ENVS (default pep8,genconfig,py3) picks the steps;
+# MULTILB_TOX_ENVS (default pep8,genconfig,docs,py3) picks the steps;
 # MULTILB_TEST_TIMEOUT (seconds, default 4500) bounds the py3 step.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 PYTHON=${PYTHON:-python3}
-ENVS=${MULTILB_TOX_ENVS:-pep8,genconfig,py3}
+ENVS=${MULTILB_TOX_ENVS:-pep8,genconfig,docs,py3}
 TIMEOUT=${MULTILB_TEST_TIMEOUT:-4500}
 BOOT=$REPO/.tox-bootstrap
 

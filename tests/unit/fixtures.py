@@ -4,9 +4,9 @@
   ``ConfigOpts`` loaded from an ini file in ``tmp_path`` (sqlite state store
   and tooz ``file://`` coordination in ``tmp_path`` too).
 * :func:`create_lb`, :func:`get_lb`, :func:`lb_graph`: one load balancer with
-  every object type, as Octavia hands it to ``loadbalancer_create`` (with the
-  traps of contract §3.4) and as ``DriverLibrary.get_loadbalancer`` returns
-  it (contract §4.4).
+  every object type, as Octavia hands it to ``loadbalancer_create`` (with its
+  traps, see :func:`create_lb`) and as ``DriverLibrary.get_loadbalancer``
+  returns it (see :func:`as_get_result`).
 * :class:`FakeOctavia`: the worker's duck-typed ``OctaviaClient``.
 * :class:`Clock`: replaces ``multilb.worker.time`` so tests move time on
   without sleeping.
@@ -176,7 +176,7 @@ def _lb(listeners, pools, **kwargs):
 
 
 def create_lb(**kwargs):
-    """The object Octavia passes to ``loadbalancer_create`` (contract §3.4).
+    """The object Octavia passes to ``loadbalancer_create``.
 
     Pools are complete but their ``listener_id`` is Unset; the listener's
     ``default_pool`` is a partial copy (no members, no HM); the listeners'
@@ -214,7 +214,7 @@ def full_lb(**kwargs):
 
 
 def as_get_result(model):
-    """What ``DriverLibrary.get_*`` returns for ``model`` (contract §4.4):
+    """What ``DriverLibrary.get_*`` returns for ``model``:
     the agent serialises with ``to_dict(recurse=True, render_unsets=True)``
     and the library rebuilds only the top level with ``from_dict``."""
     return type(model).from_dict(

@@ -2,7 +2,7 @@
 
 Everything lives in ``<workdir>/mariadb``: ``my.cnf``, ``data/``,
 ``mysqld.sock``, ``mysqld.pid`` and ``mariadb.log`` (the server's stderr).
-Pitfalls handled here (see /work/shared/recipes/octavia-stack.md §8):
+Pitfalls handled here:
 mariadbd running as root needs ``user = root``; ``--defaults-file`` must
 be the *first* option of every MariaDB program; the data directory is
 initialised with ``--auth-root-authentication-method=normal`` so root can

@@ -12,10 +12,9 @@ Layout under ``<workdir>``::
 
 Every Octavia process is started through ``launch_octavia.py`` (by path,
 with the venv's Python) so the no-op network driver never writes the
-shared ``/tmp/octavia-network-noop.db``.  The config follows
-/work/shared/recipes/octavia-stack.md §3: ``auth_strategy = noauth`` (send
-``X-Project-Id``), only the given providers enabled, the no-op network
-driver so VIP/subnet validation needs no Neutron.
+shared ``/tmp/octavia-network-noop.db``.  The config: ``auth_strategy =
+noauth`` (send ``X-Project-Id``), only the given providers enabled, the
+no-op network driver so VIP/subnet validation needs no Neutron.
 
 Opt-in: ``cert_storage_path`` switches Octavia's certificate manager from
 Barbican (the default, unreachable here) to ``local_cert_manager`` reading

@@ -47,7 +47,7 @@ class TestFromOctavia:
         json.dumps(graph)
         http = graph['listeners'][0]
         assert 'default_pool' not in http
-        assert http['l7policies'] == []     # the §3.4 trap, kept as given
+        assert http['l7policies'] == []     # create-time trap, kept as given
         web = graph['pools'][0]
         assert web['listener_id'] is None   # Unset -> None
         assert [m['member_id'] for m in web['members']] == [M1, M2]
@@ -115,7 +115,7 @@ class TestWalking:
 
 
 class TestPoolListenerIds:
-    """The listeners Octavia locks for a pool operation (contract §5.2)."""
+    """The listeners Octavia locks for a pool operation."""
 
     def test_default_pool_and_l7_redirect_with_rules(self):
         graph = fx.lb_graph()

@@ -1,10 +1,10 @@
 """Status dicts that finish an operation (multilb/status.py).
 
-One test per row of the contract's §5.2 matrix: every object the API moved to
-PENDING_* is reported; the target ends ACTIVE, ERROR or DELETED; parents go
-back to ACTIVE even when the operation failed; a deleted object takes its
-descendants with it (§4.2: Octavia only frees their quota when they are
-reported DELETED).
+One test per operation and object type, for the rule multilb/status.py
+states: every object the API moved to PENDING_* is reported; the target ends
+ACTIVE, ERROR or DELETED; parents go back to ACTIVE even when the operation
+failed; a deleted object takes its descendants with it (Octavia only frees
+their quota when they are reported DELETED).
 """
 
 import copy
@@ -63,7 +63,8 @@ def same(value, *ids):
 
 def test_lb_create_reports_every_object_of_the_graph_active():
     # The L7 policies and rules are not in the object loadbalancer_create
-    # gets (§3.4); the committed graph has them and they are reported.
+    # gets (fx.create_lb); the committed graph has them and they are
+    # reported.
     assert build(intent('create', 'loadbalancer', LB)) == same(
         ACTIVE, *fx.ALL_IDS)
 

@@ -45,7 +45,8 @@ def wait_for_status(env, timeout=5.0):
 
 def version_skew():
     # What DriverLibrary.get_loadbalancer raises when Octavia sends a field
-    # this octavia-lib does not know (contract §3.1: from_dict).
+    # this octavia-lib does not know (from_dict passes every key to
+    # __init__).
     return TypeError("__init__() got an unexpected keyword argument 'x'")
 
 
