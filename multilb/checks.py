@@ -128,30 +128,37 @@ def _names(opts):
     return {name.replace('-', '_') for name in names}
 
 
-def _known(section, raw):
-    """Option names multilb reads in ``section``, or None (not ours)."""
-    groups = dict(core.list_opts() + scheduler_conf.list_opts())
-    if section in groups:
-        return _names(groups[section])
-    backends = registry.installed_backend_classes()
-    if section == cluster_conf.DEFAULTS_GROUP:
-        names = _names(cluster_conf.opts)
-        for backend_class in backends.values():
-            names |= _names(backend_class.get_config_options())
-        return names
-    if section.startswith(cluster_conf.SECTION_PREFIX):
-        names = _names(cluster_conf.opts)
-        backend = (raw.get(section, {}).get('backend') or raw.get(
-            cluster_conf.DEFAULTS_GROUP, {}).get('backend') or [''])[-1]
-        if backend in backends:
-            names |= _names(backends[backend].get_config_options())
-        else:   # the cluster check reports the backend itself
-            for backend_class in backends.values():
-                names |= _names(backend_class.get_config_options())
-        return names
-    if section.startswith(pool_conf.SECTION_PREFIX):
-        return _names(pool_conf.opts)
-    return None
+class _Known:
+    """The option names of every section multilb reads, computed once per
+    check (listing the backends loads their entry points)."""
+
+    def __init__(self):
+        self.groups = {group: _names(opts) for group, opts in
+                       core.list_opts() + scheduler_conf.list_opts()}
+        self.cluster = _names(cluster_conf.opts)
+        self.backends = {
+            name: _names(backend_class.get_config_options())
+            for name, backend_class in
+            registry.installed_backend_classes().items()}
+        self.any_backend = set().union(*self.backends.values())
+        self.pool = _names(pool_conf.opts)
+
+    def names(self, section, raw):
+        """Option names multilb reads in ``section``, or None (not ours);
+        ``raw``: the file's sections, where a cluster's backend is."""
+        if section in self.groups:
+            return self.groups[section]
+        if section == cluster_conf.DEFAULTS_GROUP:
+            return self.cluster | self.any_backend
+        if section.startswith(cluster_conf.SECTION_PREFIX):
+            backend = (raw.get(section, {}).get('backend') or raw.get(
+                cluster_conf.DEFAULTS_GROUP, {}).get('backend') or [''])[-1]
+            # an unknown backend: the cluster check reports it
+            return self.cluster | self.backends.get(backend,
+                                                    self.any_backend)
+        if section.startswith(pool_conf.SECTION_PREFIX):
+            return self.pool
+        return None
 
 
 def _suggest(key, known):
@@ -166,6 +173,7 @@ def unknown_options(conf):
     and sections of clusters or pools that are not enabled."""
     raw = {}
     found = []
+    known_names = _Known()
     for path in config_files(conf):
         sections = {}
         try:
@@ -175,7 +183,7 @@ def unknown_options(conf):
             continue
         for section, values in sections.items():
             raw.setdefault(section, {}).update(values)
-            known = _known(section, sections)
+            known = known_names.names(section, sections)
             for key in sorted(set(values) - (known or set())):
                 if known is not None:
                     found.append(Finding(WARNING, '%s: [%s] %s is not an '
