@@ -106,7 +106,7 @@ def coordination_backend(conf):
     url = conf.multilb.coordination_url
     try:
         coordination.live_agents(url)
-    except exceptions.StoreUnavailable as exc:
+    except (exceptions.StoreUnavailable, exceptions.ConfigError) as exc:
         return [Finding(FAILURE, '[multilb] coordination_url %s: %s' % (
             store.redact_url(url), exc))]
     return []

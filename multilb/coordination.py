@@ -24,6 +24,7 @@ from tooz import coordination
 from tooz import hashring
 
 from multilb import exceptions
+from multilb.store import etcd_client
 
 LOG = logging.getLogger(__name__)
 
@@ -39,6 +40,21 @@ def new_member_id():
                           uuid.uuid4().hex[:6])).encode('ascii')
 
 
+def _tooz(url, member_id):
+    """A tooz coordinator; on etcd, over every member the URL lists (tooz
+    takes one host: its client is replaced, before start, by one that
+    moves to the next member when one fails and keeps the same leases).
+
+    :raises ConfigError: the etcd member list is malformed.
+    """
+    if not url.startswith('etcd3+'):
+        return coordination.get_coordinator(url, member_id)
+    tooz_url, client = etcd_client.for_tooz(url)
+    coordinator = coordination.get_coordinator(tooz_url, member_id)
+    coordinator.client = client
+    return coordinator
+
+
 def live_agents(url):
     """Member ids of the agents in the group now, read without joining it
     (for ``multilb-manage``, which must never be given clusters).
@@ -47,12 +63,13 @@ def live_agents(url):
     """
     coordinator = None
     try:
-        coordinator = coordination.get_coordinator(
-            url, b'multilb-manage-' + new_member_id())
+        coordinator = _tooz(url, b'multilb-manage-' + new_member_id())
         coordinator.start(start_heart=False)
         return {m.decode() for m in coordinator.get_members(GROUP).get()}
     except coordination.GroupNotCreated:
         return set()
+    except exceptions.ConfigError:
+        raise
     except Exception as exc:  # etcd3gw errors are not ToozErrors
         raise exceptions.StoreUnavailable(
             'coordination backend unavailable: %s' % exc) from None
@@ -75,9 +92,10 @@ class Coordinator:
 
     def start(self):
         try:
-            self._coordinator = coordination.get_coordinator(
-                self.url, self.member_id)
+            self._coordinator = _tooz(self.url, self.member_id)
             self._coordinator.start(start_heart=True)
+        except exceptions.ConfigError:
+            raise
         except Exception as exc:  # etcd3gw errors are not ToozErrors
             self._coordinator = None
             raise exceptions.StoreUnavailable(

@@ -32,18 +32,26 @@ opts = [
         secret=True,
         help='Where multilb keeps its state (placements, pending work, the '
              'status outbox). Possible values: '
-             'etcd3+http://HOST:PORT[?timeout=5&prefix=/multilb/] or '
-             'etcd3+https://HOST:PORT?ca_cert=..&cert_key=..&cert_cert=.. '
-             '(several hosts); sqlite:////ABSOLUTE/PATH.db (one host only: '
-             'octavia-api and octavia-driver-agent must share the file).'),
+             'etcd3+http://HOST:PORT[,HOST:PORT...][?timeout=5'
+             '&prefix=/multilb/] or etcd3+https://HOST:PORT[,HOST:PORT...]'
+             '?ca_cert=..&cert_key=..&cert_cert=.. for an etcd cluster '
+             'shared by every controller: list every member, a request '
+             'goes to the next member when one fails; '
+             'sqlite:////ABSOLUTE/PATH.db for a single controller only '
+             '(octavia-api and octavia-driver-agent must share the file; '
+             'on several controllers each would have its own state).'),
     cfg.StrOpt(
         'coordination_url', default='file:///var/lib/multilb/locks',
         secret=True,
         help='tooz coordination backend used for agent membership and '
              'per-cluster locks. Possible values: '
-             'etcd3+http://HOST:PORT[?timeout=5&lock_timeout=10'
-             '&membership_timeout=10] (several hosts) or file:///DIR '
-             '(one host).'),
+             'etcd3+http://HOST:PORT[,HOST:PORT...][?timeout=5'
+             '&lock_timeout=10&membership_timeout=10] (or etcd3+https:// '
+             'with ca_cert, cert_key, cert_cert) for agents on several '
+             'controllers: list every member of the etcd cluster, an agent '
+             'moves to the next member when one fails and keeps its '
+             'membership and locks; file:///DIR for agents on a single '
+             'controller only (on several, each would lock on its own).'),
     cfg.FloatOpt(
         'poll_interval', default=0.5, min=0.05,
         help='Seconds between two scans of the pending work and the status '

@@ -33,8 +33,10 @@ LOG = logging.getLogger(__name__)
 ACCEPTED_URLS = (
     'sqlite:////absolute/path/state.db',
     'sqlite:///relative/path/state.db',
-    'etcd3+http://HOST:PORT[?timeout=5&prefix=/multilb/&api_version=v3]',
-    'etcd3+https://HOST:PORT?ca_cert=PATH&cert_key=PATH&cert_cert=PATH',
+    'etcd3+http://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=5'
+    '&prefix=/multilb/&api_version=v3]',
+    'etcd3+https://HOST:PORT[,HOST:PORT...]?ca_cert=PATH&cert_key=PATH'
+    '&cert_cert=PATH',
 )
 
 MAX_COMMIT_OPS = 128
@@ -118,7 +120,8 @@ def split_url(url: str) -> urllib.parse.SplitResult:
             % '; '.join(ACCEPTED_URLS))
     try:
         parts = urllib.parse.urlsplit(url.strip())
-        parts.port  # raises ValueError for a bad port
+        if ',' not in parts.netloc:  # etcd members: etcd.from_url checks
+            parts.port  # raises ValueError for a bad port
     except ValueError as exc:
         raise exceptions.ConfigError(
             'Malformed state store URL %s: %s' % (redact_url(url), exc)

@@ -1,6 +1,6 @@
 """The etcd engine of the state store, over etcd's JSON gateway (etcd3gw).
 
-The only module of multilb that imports etcd3gw. It talks to the gateway's
+It talks to the gateway's
 raw endpoints (``kv/range``, ``kv/txn``) through ``Etcd3Client.post`` and
 does its own base64 coding, because etcd3gw's helpers encode ``str`` as
 latin-1, hide the revision needed to page through a range, and report a
@@ -13,6 +13,9 @@ failed transaction compare by leaving ``succeeded`` out.
   A :class:`KeyValue` version is the key's ``mod_revision``.
 * ``get_prefix`` reads pages of :attr:`EtcdKVStore.page_size` keys, all at
   the revision of the first page, so the result is one snapshot.
+* The URL may list every member of an etcd cluster
+  (``etcd3+http://a:2379,b:2379,c:2379``); requests go to one member and
+  move to the next when it fails (:mod:`multilb.store.etcd_client`).
 * etcd3gw wraps a ``requests.Session``, which is not thread-safe: each
   thread (and each process) gets its own client. Sessions ignore the
   ``REQUESTS_CA_BUNDLE``/proxy environment (``trust_env = False``), which
@@ -32,17 +35,14 @@ import os
 import typing
 import urllib.parse
 
-import etcd3gw
-from etcd3gw import exceptions as etcd_exceptions
-import requests
-
 from multilb import exceptions
 from multilb import store
 from multilb.store import base
+from multilb.store import etcd_client
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_PORT = 2379
+DEFAULT_PORT = etcd_client.DEFAULT_PORT
 DEFAULT_PREFIX = '/multilb/'
 DEFAULT_TIMEOUT = 5.0
 API_VERSIONS = ('v3', 'v3beta', 'v3alpha')
@@ -59,21 +59,19 @@ def from_url(parts: urllib.parse.SplitResult) -> EtcdKVStore:
     :raises ConfigError: a part of the URL is missing or invalid.
     """
     protocol = parts.scheme.split('+', 1)[1]
-    if parts.username or parts.password:
-        raise exceptions.ConfigError(
-            'The etcd state store URL must not carry credentials '
-            '(etcd authentication is not supported); use TLS client '
-            'certificates: %s' % store.ACCEPTED_URLS[3])
-    if not parts.hostname or parts.path not in ('', '/') or parts.fragment:
+    if parts.path not in ('', '/') or parts.fragment:
         raise exceptions.ConfigError(
             'An etcd state store URL is %s or %s'
             % store.ACCEPTED_URLS[2:4])
+    endpoints = etcd_client.parse_endpoints(parts)
+    credentials = etcd_client.credentials(parts)
     options = store.url_options(parts, _URL_OPTIONS)
     tls = {name: options.pop(name) for name in _TLS_OPTIONS
            if name in options}
     _check_tls_options(protocol, tls)
     return EtcdKVStore(
-        parts.hostname, parts.port or DEFAULT_PORT, protocol=protocol,
+        *endpoints[0], endpoints=endpoints, credentials=credentials,
+        protocol=protocol,
         prefix=options.get('prefix', DEFAULT_PREFIX),
         timeout=_parse_timeout(options.get('timeout')),
         api_version=options.get('api_version'), **tls)
@@ -115,28 +113,33 @@ class EtcdKVStore(base.KVStore):
     """Keys per range request in :meth:`get_prefix`."""
 
     def __init__(self, host: str, port: int = DEFAULT_PORT, *,
+                 endpoints: typing.Sequence[tuple[str, int]] | None = None,
                  protocol: str = 'http', prefix: str = DEFAULT_PREFIX,
                  timeout: float = DEFAULT_TIMEOUT,
                  api_version: str | None = None,
                  ca_cert: str | None = None, cert_key: str | None = None,
-                 cert_cert: str | None = None) -> None:
+                 cert_cert: str | None = None,
+                 credentials: tuple[str, str] | None = None) -> None:
         """Remember where etcd is; connections are opened on first use.
 
+        :param endpoints: every member ``(host, port)`` of the etcd
+            cluster, in the order to try them; default ``[(host, port)]``.
+        :param credentials: ``(user, password)`` for etcd authentication.
         :param prefix: root of multilb's keys; ASCII, ends with '/'.
         :param api_version: gateway path ('v3' for etcd >= 3.4); None asks
             etcd once.
         :raises ConfigError: a parameter is invalid.
         """
         _check_settings(protocol, prefix, timeout, api_version)
-        self._host = host
-        self._port = port
+        self._members = etcd_client.Endpoints(
+            list(endpoints or [(host, port)]), protocol)
         self._protocol = protocol
         self._timeout = timeout
         self._api_path = '/%s/' % api_version if api_version else None
         self._tls = (ca_cert, cert_key, cert_cert)
+        self._credentials = credentials
         self._root = prefix.encode('ascii')
-        host_part = '[%s]' % host if ':' in host else host
-        self.endpoint = '%s://%s:%d' % (protocol, host_part, port)
+        self.endpoint = '%s://%s' % (protocol, self._members.describe())
         self._clients = store.PerThread(self._new_client, _close_client)
 
     def get(self, key: str) -> base.KeyValue | None:
@@ -184,7 +187,7 @@ class EtcdKVStore(base.KVStore):
         while True:
             try:
                 return self._range(start, end)
-            except etcd_exceptions.Etcd3Exception as exc:
+            except etcd_client.Etcd3Exception as exc:
                 attempts_left -= 1
                 if not attempts_left or _COMPACTED not in (exc.detail_text
                                                            or ''):
@@ -230,26 +233,16 @@ class EtcdKVStore(base.KVStore):
         value = base64.b64decode(kv.get('value', '')).decode('utf-8')
         return base.KeyValue(key, value, int(kv['mod_revision']))
 
-    def _new_client(self) -> etcd3gw.Etcd3Client:
-        client = etcd3gw.client(host=self._host, port=self._port,
-                                protocol=self._protocol,
-                                timeout=self._timeout,
-                                api_path=self._api_path)
-        client.session.close()
-        client.session = self._new_session()
+    def _new_client(self) -> etcd_client.FailoverClient:
+        client = etcd_client.FailoverClient(
+            self._members, protocol=self._protocol, timeout=self._timeout,
+            api_path=self._api_path,
+            session=etcd_client.new_session(*self._tls),
+            credentials=self._credentials)
         if self._api_path is None:
             # Ask etcd once per store, not once per thread.
             self._api_path = client.api_path
         return client
-
-    def _new_session(self) -> requests.Session:
-        ca_cert, cert_key, cert_cert = self._tls
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = ca_cert or True
-        if cert_key and cert_cert:
-            session.cert = (cert_cert, cert_key)
-        return session
 
     @contextlib.contextmanager
     def _errors(self, operation: str) -> typing.Iterator[None]:
@@ -259,8 +252,8 @@ class EtcdKVStore(base.KVStore):
         """
         try:
             yield
-        except (etcd_exceptions.Etcd3Exception,
-                requests.exceptions.RequestException,
+        except (etcd_client.Etcd3Exception,
+                etcd_client.RequestException,
                 OSError, ValueError, KeyError) as exc:
             raise exceptions.StoreUnavailable(
                 'etcd state store at %s failed during %s: %s'
@@ -287,7 +280,7 @@ def _check_settings(protocol: str, prefix: str, timeout: float,
             % (api_version, ', '.join(API_VERSIONS)))
 
 
-def _close_client(client: etcd3gw.Etcd3Client) -> None:
+def _close_client(client: etcd_client.FailoverClient) -> None:
     client.session.close()
 
 
@@ -302,8 +295,13 @@ def _prefix_end(prefix: bytes) -> bytes:
 
 
 def _describe(exc: Exception) -> str:
-    detail = getattr(exc, 'detail_text', None) or str(exc)
+    """A line for an operator: etcd_client's words, or the error's."""
+    if isinstance(exc, etcd_client.RequestException):
+        return etcd_client.describe_request_error(exc, 'etcd')
+    detail = getattr(exc, 'detail_text', None)
+    if not detail:
+        detail = '%s: %s' % (type(exc).__name__, exc)
     detail = ' '.join(detail.split())
     if len(detail) > 300:
         detail = detail[:300] + '...'
-    return '%s: %s' % (type(exc).__name__, detail)
+    return detail
