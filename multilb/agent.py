@@ -28,6 +28,7 @@ from multilb import coordination
 from multilb import departed
 from multilb import exceptions
 from multilb import fencing
+from multilb import metrics
 from multilb import octavia as octavia_mod
 from multilb import runtime
 from multilb import schema
@@ -170,6 +171,7 @@ def run(exit_event):
     rt = runtime.get(cfg.CONF)
     agent = Agent(rt)
     agent.start()
+    exporter = metrics.start(agent, rt.conf.multilb)
     try:
         agent.rebalance()
         # NOTE: poll is_set() instead of blocking in exit_event.wait(): a
@@ -182,4 +184,5 @@ def run(exit_event):
             if not exit_event.is_set():
                 agent.rebalance()
     finally:
+        metrics.stop(exporter)
         agent.stop()

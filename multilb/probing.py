@@ -17,6 +17,7 @@ from backends import exceptions as backend_exc
 from backends import transport
 from multilb import exceptions
 from multilb import fencing
+from multilb import metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ class ProbingMixin:
         if not force and now < self._next_probe:
             return
         self._next_probe = now + self.settings.health_interval
+        started = time.monotonic()
         health = self.backend.probe()
+        metrics.probed(self, time.monotonic() - started, health.reachable)
         breaker = self.breaker
         if (breaker is not None and not health.reachable
                 and breaker.state == transport.BREAKER_CLOSED):
@@ -84,6 +87,7 @@ class ProbingMixin:
                             'to the cluster after losing it; re-applying '
                             'it', lb_id, self.name, agent)
                 self.state.add_sync(lb_id, record)
+                metrics.reapplied(self, metrics.LATE_WRITE)
             kv.commit(deletes=[key])
 
     def _breaker_changed(self, record):
@@ -155,5 +159,6 @@ class ProbingMixin:
                         'cluster (%s); re-applying it', lb_id, self.name,
                         health.detail)
             self.state.add_sync(lb_id, record)
+            metrics.reapplied(self, metrics.MISSING)
         if listed is not None and self.orphans is not None:
             self.orphans.sweep(listed, placed, pending)

@@ -26,6 +26,7 @@ import logging
 import time
 
 from backends import exceptions as backend_exc
+from multilb import metrics
 from multilb import octavia as octavia_mod
 
 LOG = logging.getLogger(__name__)
@@ -87,7 +88,13 @@ class OrphanSweep:
             self._seen.pop(lb_id, None)
             removed.append(lb_id)
         self.removed += len(removed)
+        metrics.orphans_removed(self, len(removed))
         return removed
+
+    def outstanding(self):
+        """Orphan candidates seen at the last sweep (grace period, report
+        mode, or lost by the store) that are still on the cluster."""
+        return len(self._seen)
 
     def _confirmed(self, lb_id):
         """Why ``lb_id`` is an orphan, or None to leave it alone."""

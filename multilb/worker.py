@@ -23,6 +23,7 @@ from multilb import addresses
 from multilb import exceptions
 from multilb import fencing
 from multilb import jobs
+from multilb import metrics
 from multilb import monitor as monitor_mod
 from multilb import moves
 from multilb import moving
@@ -161,6 +162,12 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
                 store_down_since = None
             self._wake.wait(self.settings.poll_interval)
             self._wake.clear()
+
+    def _apply_graph(self, desired):
+        """One apply of a graph (:mod:`multilb.jobs`), timed for
+        :mod:`multilb.metrics`."""
+        with metrics.timed_apply(self):
+            super()._apply_graph(desired)
 
     def _verify(self):
         """Before a write to the cluster: :raises Fenced: another agent

@@ -24,12 +24,15 @@
 #   * etcd, MariaDB, the real octavia-driver-agent and octavia-api with
 #     multilb enabled over the two clusters; multilb keeps its state in
 #     SQLite and its locks in files (the single-host embedded defaults,
-#     under .quickstart/stack/multilb instead of /var/lib/multilb).
+#     under .quickstart/stack/multilb instead of /var/lib/multilb); the
+#     provider agent serves Prometheus metrics on a free port of
+#     127.0.0.1 ([multilb] metrics_port).
 # tools/quickstart_demo.py then creates a full-graph load balancer and a
 # small one with openstacksdk, in two projects, both on port 80 of one
 # cluster (a flavor pins them), waits for ACTIVE, shows them with the
 # `openstack` CLI, reads their VIPs with it, prints where they landed and
-# sends real HTTP requests to those VIPs (both members must answer). Run
+# sends real HTTP requests to those VIPs (both members must answer), and
+# prints the agent's multilb_* metrics of that cluster. Run
 # `up` again to repeat the demo on the running stack. The stack keeps
 # running until `down`, which also removes the member lab.
 #
@@ -42,6 +45,7 @@ QS=$REPO/.quickstart
 VENV=$QS/venv
 STACK=$QS/stack
 CONF=$QS/multilb-quickstart.conf
+METRICS_PORT_FILE=$STACK/metrics-port    # chosen when the stack starts
 PYTHON=${PYTHON:-python3}
 CLUSTERS=(dc1-caddy-a dc1-caddy-b)
 NODES=2      # Caddy nodes per cluster
@@ -96,12 +100,17 @@ install_venv() {
 }
 
 conf_text() {
+    local metrics_port
+    metrics_port=$(cat "$METRICS_PORT_FILE" 2>/dev/null || echo 0)
     local lines=(
         "[multilb]"
         "enabled_clusters = $(IFS=,; echo "${CLUSTERS[*]}" | sed 's/,/, /g')"
         "# the embedded single-host defaults, moved from /var/lib/multilb"
         "store_url = sqlite:///$STACK/multilb/state.db"
         "coordination_url = file://$STACK/multilb/locks"
+        "# the provider agent's Prometheus endpoint, on 127.0.0.1"
+        "# (doc/source/admin/monitoring.rst)"
+        "metrics_port = $metrics_port"
         "# [cluster:<name>] sections (backend = caddy, endpoints = the nodes'"
         "# admin URLs, vip_pools = loopback) and the loopback VIP pool"
         "# ([vip_pool:loopback], a /24 of 127.0.0.0/8) are appended by"
@@ -138,6 +147,8 @@ up() {
              "octavia-driver-agent and octavia-api"
         rm -rf "$STACK"    # a new Octavia DB needs new multilb state too
         mkdir -p "$STACK/multilb/locks"
+        "$VENV/bin/python" -c 'from tools.localstack import ports
+print(ports.free_port())' > "$METRICS_PORT_FILE"
         conf_text > "$CONF"
         local args
         mapfile -t args < <(localstack_args)
@@ -184,6 +195,8 @@ print("%s (%s, subnet %s)" % (pool["name"], pool["cidr"],
         sed 's/^/    /'
     cat <<EOM
     Octavia API    $api   (noauth: send X-Project-Id, or use the CLI below)
+    metrics        http://127.0.0.1:$(cat "$METRICS_PORT_FILE")/metrics
+                   (the multilb provider agent's Prometheus endpoint)
     octavia.conf   $STACK/octavia/octavia.conf
     member lab     $lab
     VIP pool       $pool
@@ -225,6 +238,6 @@ case ${1:-up} in
     up) up ;;
     down) down ;;
     status) status ;;
-    -h|--help|help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) echo "usage: $0 [up|down|status]" >&2; exit 2 ;;
 esac

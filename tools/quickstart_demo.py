@@ -35,13 +35,18 @@ own, never on loopback), read from its ``stack.json``:
 6. sends real HTTP requests to those VIPs, port 80, and prints the
    answers: the requests to ``qs-web`` must be answered by both members,
    ``/admin`` must be refused (403) by the L7 policy, ``qs-small`` must
-   answer.  Exits 1 if any of that fails.
+   answer;
+7. prints the ``multilb_*`` lines of that cluster (and of the agent) from
+   the provider agent's Prometheus endpoint (``[multilb] metrics_port`` of
+   Octavia's configuration, on 127.0.0.1): it must answer and count both
+   load balancers.  Exits 1 if any of that fails.
 
     python tools/quickstart_demo.py --stack-json .quickstart/stack/stack.json
 """
 
 import argparse
 import collections
+import configparser
 import ipaddress
 import itertools
 import json
@@ -117,14 +122,14 @@ def _clean_env():
     return env
 
 
-def _run(argv, shown):
+def _run(argv, shown, ok=(0,)):
     """Run a command of this venv, print it and its output; returns the
-    output."""
+    output. ``ok``: the exit codes that are no failure of the demo."""
     print('\n$ ' + ' '.join(shlex.quote(a) for a in shown), flush=True)
     result = subprocess.run(argv, env=_clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     print(result.stdout.rstrip('\n'), flush=True)
-    if result.returncode:
+    if result.returncode not in ok:
         raise DemoFailed('%s failed (exit %d)' % (shown[0],
                                                   result.returncode))
     return result.stdout
@@ -142,10 +147,13 @@ def cli(api, *args):
 
 
 def manage(conf, *args):
-    """``multilb-manage`` (from this venv) on Octavia's configuration."""
+    """``multilb-manage`` (from this venv) on Octavia's configuration.
+    ``cluster list`` exits 3 when a cluster needs attention (its last line
+    says which and why): shown, not a failure of the demo."""
     common = ['--config-file', conf]
     _run([_bin('multilb-manage')] + common + list(args),
-         ['multilb-manage'] + common + list(args))
+         ['multilb-manage'] + common + list(args),
+         ok=(0, 3) if args[:2] == ('cluster', 'list') else (0,))
 
 
 def show_stack(stack):
@@ -292,12 +300,14 @@ def show_placement(stack, lbs, vips):
     if len(set(landed.values())) != 1:
         raise DemoFailed('the load balancers landed on different clusters '
                          '(%s) despite flavor %s' % (landed, FLAVOR))
+    cluster = next(iter(landed.values()))
     print('\n  one cluster (%s), two projects, port %d twice: each load '
           'balancer\n  on its own VIP, and the nodes bind exactly it:'
           % (next(iter(landed.values())), PORT))
     for lb in lbs:
         print('      %-8s project %-13s VIP %s, port %d' % (
             lb.name, PROJECTS[lb.name], vips[lb.name], PORT))
+    return cluster
 
 
 def get(url, retry_for=5.0):
@@ -361,6 +371,62 @@ def traffic(web, small, vips, members):
                              % (base, small.name, status, body, expected))
 
 
+# The lines of the agent's metrics the demo shows (per cluster, and the
+# agent's own); the histogram buckets and _created series are left out.
+METRICS_SHOWN = (
+    'multilb_agent_info', 'multilb_agent_owned_clusters',
+    'multilb_cluster_placed_loadbalancers',
+    'multilb_cluster_max_loadbalancers', 'multilb_cluster_listeners',
+    'multilb_cluster_reachable', 'multilb_cluster_breaker_open',
+    'multilb_cluster_pending_intents', 'multilb_cluster_outbox_entries',
+    'multilb_apply_duration_seconds_count',
+    'multilb_apply_duration_seconds_sum',
+    'multilb_probe_duration_seconds_count')
+
+
+def metrics_url(conf_path):
+    """The agent's metrics endpoint from Octavia's configuration, or
+    None (``[multilb] metrics_port`` unset or 0)."""
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read(conf_path)
+    port = parser.getint('multilb', 'metrics_port', fallback=0)
+    host = parser.get('multilb', 'metrics_host', fallback='127.0.0.1')
+    return 'http://%s:%d/metrics' % (host, port) if port else None
+
+
+def show_metrics(conf_path, cluster, lbs, retry_for=15.0):
+    """Print the agent's ``multilb_*`` lines of ``cluster``; they must
+    count the demo's load balancers on it."""
+    url = metrics_url(conf_path)
+    if url is None:
+        raise DemoFailed('%s sets no [multilb] metrics_port; restart the '
+                         'stack with: tools/quickstart.sh down; '
+                         'tools/quickstart.sh up' % conf_path)
+    section("the provider agent's Prometheus metrics (GET %s), cluster %s"
+            % (url, cluster))
+    deadline = time.monotonic() + retry_for
+    while True:
+        status, text = get(url, retry_for=retry_for)
+        if status != 200:
+            raise DemoFailed('GET %s answered %d' % (url, status))
+        shown = [line for line in text.splitlines()
+                 if line.split('{')[0].split(' ')[0] in METRICS_SHOWN
+                 and ('cluster=' not in line
+                      or 'cluster="%s"' % cluster in line)]
+        placed = [float(line.rsplit(' ', 1)[1]) for line in shown
+                  if line.startswith('multilb_cluster_placed_')]
+        if placed and placed[0] >= len(lbs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for line in shown:
+        print('  ' + line)
+    if not placed or placed[0] < len(lbs):
+        raise DemoFailed('the metrics do not count the %d load balancers on '
+                         'cluster %s' % (len(lbs), cluster))
+    print('  (every metric and two alert rules: '
+          'doc/source/admin/monitoring.rst)')
+
+
 def run(args):
     with open(args.stack_json) as f:
         stack = json.load(f)
@@ -405,7 +471,7 @@ def run(args):
 
     vips = read_vips(api, pool, (web, small))
 
-    show_placement(stack, (web, small), vips)
+    cluster = show_placement(stack, (web, small), vips)
     section("multilb's view of its clusters and its VIP pool")
     manage(stack['octavia']['conf_path'], 'cluster', 'list')
     manage(stack['octavia']['conf_path'], 'vip-pool', 'list')
@@ -414,6 +480,7 @@ def run(args):
           'quarantine, 300 s by default)' % pool['name'])
 
     traffic(web, small, vips, members[:2])
+    show_metrics(stack['octavia']['conf_path'], cluster, (web, small))
     section('try it yourself')
     print('  curl %s/          # %s, round robin'
           % (vip_url(vips[web.name]), web.name))

@@ -140,6 +140,21 @@ opts = [
         'membership_interval', default=2.0, min=0.1,
         help='Seconds between two checks of the agent group membership '
              '(which agent owns which cluster).'),
+    cfg.PortOpt(
+        'metrics_port', default=0,
+        help='TCP port on which the provider agent (in '
+             'octavia-driver-agent) serves Prometheus metrics at /metrics: '
+             'gauges of the clusters it owns now, apply and probe '
+             'latencies, re-applies and orphans removed. 0 (the default) '
+             'turns the endpoint off. Each agent process needs a port of '
+             'its own; if it cannot be bound the agent logs one WARNING '
+             'and runs without metrics. octavia-api never serves metrics.'),
+    cfg.HostAddressOpt(
+        'metrics_host', default='127.0.0.1',
+        help='Address the metrics endpoint (metrics_port) listens on. The '
+             'endpoint has no authentication and no TLS: keep it on '
+             'loopback or a management network (0.0.0.0 or :: listens on '
+             'every address).'),
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
 
 import openstack
 
@@ -18,17 +19,19 @@ from tests import tls as tls_material
 from tools.localstack import etcd as ls_etcd
 from tools.localstack import mariadb as ls_mariadb
 from tools.localstack import octavia as ls_octavia
+from tools.localstack import ports
 
 VIP_SUBNET = '11111111-2222-3333-4444-555555555555'
 
 
 def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
                  enabled_extra=(), coordination_url=None,
-                 cluster_options=None):
+                 cluster_options=None, metrics_port=0):
     """The [multilb] and [cluster:*] sections for ``clusters`` {name: max}.
 
     ``enabled_extra`` names more enabled clusters whose sections (if any)
-    come in ``extra``: tests use it for broken ones.
+    come in ``extra``: tests use it for broken ones. ``metrics_port``: the
+    agent's Prometheus endpoint (0: off).
     """
     lines = ['[multilb]',
              'enabled_clusters = %s' % ', '.join(
@@ -42,6 +45,7 @@ def multilb_conf(workdir, store_url, clusters, poll_interval=0.1, extra='',
              'health_interval = 1',
              'resync_interval = 2',
              'orphan_grace_period = 2',
+             'metrics_port = %d' % metrics_port,
              '[cluster_defaults]',
              '# tests inject faults: a tripped breaker must not outlive them',
              'breaker_reset_timeout = 2',
@@ -64,12 +68,16 @@ class Fleet:
 
     def __init__(self, workdir, clusters, api_count=1, extra_conf='',
                  enabled_extra=(), single_host=False, cluster_options=None,
-                 local_certificates=False):
+                 local_certificates=False, etcd_members=1):
         """:param single_host: use the embedded one-host defaults (sqlite
         store, file:// coordination) instead of etcd for multilb.
         :param local_certificates: Octavia reads TLS containers from
             ``cert_dir`` (its local cert manager) instead of Barbican; see
-            :meth:`store_certificate`."""
+            :meth:`store_certificate`.
+        :param etcd_members: above 1, multilb's store and coordination
+            use an etcd cluster of that many members (``self.etcd`` is an
+            :class:`tools.localstack.etcd.EtcdCluster`), every member
+            listed in their URLs."""
         self.workdir = str(workdir)
         self.single_host = single_host
         self.cluster_options = cluster_options
@@ -79,11 +87,15 @@ class Fleet:
         self.extra_conf = extra_conf
         self.cert_dir = (os.path.join(self.workdir, 'octavia-certificates')
                          if local_certificates else None)
+        self.etcd_members = etcd_members
         self.etcd = self.db = self.octavia = None
+        self.metrics_port = None
 
     def start(self):
         try:
-            self.etcd = ls_etcd.EtcdServer(self.workdir).start()
+            self.etcd = (ls_etcd.EtcdServer(self.workdir)
+                         if self.etcd_members == 1 else ls_etcd.EtcdCluster(
+                             self.workdir, self.etcd_members)).start()
             self.db = ls_mariadb.MariaDBServer(self.workdir).start()
             url = self.db.create_database('octavia', 'octavia', 'octavia')
             if self.single_host:
@@ -93,11 +105,15 @@ class Fleet:
                 store_url = self.etcd.store_url + '?prefix=/multilb/'
                 coordination_url = (self.etcd.store_url + '?timeout=5'
                                     '&lock_timeout=6&membership_timeout=6')
+            # the agent's Prometheus endpoint (tests/functional/
+            # test_metrics.py scrapes it)
+            self.metrics_port = ports.free_port()
             conf = multilb_conf(self.workdir, store_url, self.clusters,
                                 extra=self.extra_conf,
                                 enabled_extra=self.enabled_extra,
                                 coordination_url=coordination_url,
-                                cluster_options=self.cluster_options)
+                                cluster_options=self.cluster_options,
+                                metrics_port=self.metrics_port)
             self.octavia = ls_octavia.OctaviaStack(
                 self.workdir, url, extra_conf=conf,
                 api_count=self.api_count, debug=True,
@@ -140,6 +156,14 @@ class Fleet:
                 with open(path) as f:
                     return cluster, json.load(f)
         return None
+
+    def metrics(self):
+        """The text of the driver agent's metrics endpoint
+        (``[multilb] metrics_port``, on 127.0.0.1)."""
+        url = 'http://127.0.0.1:%d/metrics' % self.metrics_port
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=10) as resp:
+            return resp.read().decode()
 
     def agent_log(self):
         with open(os.path.join(self.octavia.log_dir,
