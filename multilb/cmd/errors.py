@@ -1,6 +1,8 @@
 """What a ``multilb-manage`` command raises to fail in one line."""
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# ``cluster list``: printed in full, and some cluster needs attention
+EXIT_ATTENTION = 3
 
 
 class CommandError(Exception):

@@ -1,5 +1,6 @@
 """Output of ``multilb-manage``: JSON, aligned tables, times, and the text
-views of its commands (:mod:`multilb.cmd.manage` builds the data).
+views of its commands (:mod:`multilb.cmd.views` and the command modules
+build the data).
 
 No third-party table library: plain text, columns separated by two spaces,
 every column but the last padded to its widest cell.

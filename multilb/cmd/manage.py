@@ -26,8 +26,19 @@ It reads the configuration files Octavia reads (``[multilb]`` and the
 Drain and undrain write ``cluster/<name>/admin``, which every API worker
 reads on its next placement: they take effect at once, on every host.
 
+The global options (``--config-file``, ``--config-dir``, ``--debug``) go
+before or after the command (:mod:`multilb.cmd.arguments`); ``--version``
+prints multilb's version.
+
 Exit codes: 0 success; 1 the state store cannot be reached (or an
-unexpected failure); 2 a usage or configuration error, or an unknown name.
+unexpected failure, or what the command did failed: ``lb move``, ``cluster
+evacuate``, ``cluster retire``, ``store rebuild``); 2 a usage or
+configuration error, an unknown name, or an argument that is no load
+balancer id (a UUID) or cluster name; 3 ``cluster list`` only: the list
+is printed in full, and at least one cluster needs attention (broken
+section, no longer configured with work left on it, unreachable, stale
+or no health, circuit breaker open: :mod:`multilb.cmd.views`; a cluster
+that is only draining is fine); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -44,12 +55,16 @@ import warnings
 from oslo_config import cfg
 
 from multilb.cmd import agents
+from multilb.cmd import arguments
+from multilb.cmd import clusters
 from multilb.cmd import errors
 from multilb.cmd import format as fmt
 from multilb.cmd import move
 from multilb.cmd import rebuild
 from multilb.cmd import schema
 from multilb.cmd import sync
+from multilb.cmd import views
+from multilb.cmd import who
 from multilb.conf import clusters as cluster_conf
 from multilb import exceptions
 from multilb import moves
@@ -59,9 +74,18 @@ from multilb import store
 CommandError = errors.CommandError
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = (errors.EXIT_OK, errors.EXIT_FAILURE,
                                      errors.EXIT_USAGE)
-ADMIN_BY = 'multilb-manage'
-PROG = 'multilb-manage'
-NAME_HELP = 'a cluster name, as in [multilb] enabled_clusters'
+EXIT_ATTENTION = errors.EXIT_ATTENTION
+PROG = who.PROG
+EXIT_CODES = ('Exit codes: 0 success; 1 state store unreachable, the '
+              'command failed, or an unexpected failure; 2 usage or '
+              'configuration error, unknown name, malformed load balancer '
+              'id or cluster name; 3 (cluster list) some cluster needs '
+              'attention: config-error, not-configured, unreachable, stale, '
+              'never-probed or breaker-open (the list is printed in full; '
+              'draining alone is fine).')
+# where deployments put Octavia's extra configuration files
+CONF_DIRS = ('/etc/octavia/conf.d', '/etc/octavia/octavia.conf.d')
+NAME_HELP = clusters.NAME_HELP
 
 
 # -- configuration and state -------------------------------------------------
@@ -79,14 +103,38 @@ def load_config(args):
     except cfg.Error as exc:
         raise CommandError('cannot read the configuration: %s' % exc)
     if 'multilb' not in conf.list_all_sections():
-        files = list(conf.config_file or ()) + list(args.config_dir)
-        raise CommandError(
-            'no [multilb] section in %s; pass the octavia.conf that '
-            'octavia-api uses with --config-file' % (
-                ', '.join(files) or 'the default configuration files (none '
-                'found: looked for octavia.conf in ~/.octavia, ~, '
-                '/etc/octavia and /etc)'))
+        files = list(conf.config_file or ()) + list(conf.config_dir or ())
+        raise CommandError('no [multilb] section in %s; %s' % (
+            ', '.join(files) or 'the default configuration files (none '
+            'found: looked for octavia.conf in ~/.octavia, ~, '
+            '/etc/octavia and /etc)', _where_multilb_may_be(conf)))
     return conf
+
+
+def _where_multilb_may_be(conf):
+    """The end of the "no [multilb] section" error: a configuration
+    directory not read that may hold multilb's options, or the file."""
+    read = {os.path.realpath(d) for d in conf.config_dir or ()}
+    candidates = []
+    for path in conf.config_file or ():
+        here = os.path.dirname(os.path.abspath(path))
+        candidates += [os.path.join(here, 'conf.d'),
+                       os.path.abspath(path) + '.d',
+                       os.path.join(here, 'octavia.conf.d')]
+    candidates += CONF_DIRS
+    found = [d for d in dict.fromkeys(candidates)
+             if os.path.isdir(d) and os.path.realpath(d) not in read]
+    if not found:
+        return 'pass the octavia.conf that octavia-api uses with ' \
+            '--config-file'
+    if len(found) == 1:
+        where = 'the configuration directory %s: pass --config-dir %s' % (
+            found[0], found[0])
+    else:
+        where = 'a configuration directory (%s): pass --config-dir DIR' % (
+            ', '.join(found))
+    return ("multilb's options may live in %s (else pass the octavia.conf "
+            'that octavia-api uses with --config-file)' % where)
 
 
 class Context:
@@ -98,6 +146,9 @@ class Context:
         self.url = rt.conf.multilb.store_url
         self.stale_after = 3 * rt.conf.multilb.health_interval
         self.deadline = rt.conf.multilb.status_delivery_deadline
+        # what a command sets to exit with another code than 0 after its
+        # output, and the line it writes to stderr then
+        self.exit_code, self.notice = EXIT_OK, None
 
     @property
     def state(self):
@@ -137,170 +188,14 @@ def open_runtime(conf):
     return rt
 
 
-# -- what is shown -----------------------------------------------------------
-
-def _raw_backend(conf, name):
-    """The backend a broken section names, if it can be read at all."""
-    for group in (cluster_conf.section(name), cluster_conf.DEFAULTS_GROUP):
-        try:
-            value = conf[group].backend
-        except (cfg.Error, AttributeError, KeyError, ValueError):
-            return None
-        if value:
-            return value
-    return None
-
-
-def _health(ctx, health):
-    found = {'status': 'unknown', 'detail': None, 'at': None,
-             'age_seconds': None, 'stale': None, 'breaker_open': None,
-             'recent_errors': None}
-    if not health:
-        return found
-    at = health.get('at')
-    age = round(max(0.0, ctx.now - at), 1) if at else None
-    found.update(
-        status='ok' if health.get('reachable') else 'unreachable',
-        detail=health.get('detail') or health.get('error') or None,
-        at=fmt.iso(at), age_seconds=age,
-        stale=age is None or age > ctx.stale_after,
-        breaker_open=bool(health.get('breaker_open')),
-        recent_errors=int(health.get('recent_errors') or 0))
-    return found
-
-
-def _breaker(ctx, record):
-    """The cluster's circuit breaker as its owning agent last shared it."""
-    found = {'state': 'closed', 'opened_at': None, 'last_error': None,
-             'failures': 0, 'at': None, 'stale': None}
-    if not record:
-        return found
-    at = record.get('at')
-    found.update(
-        state=record.get('state') or 'closed',
-        opened_at=fmt.iso(record.get('opened_at')),
-        last_error=record.get('last_error') or None,
-        failures=int(record.get('failures') or 0), at=fmt.iso(at),
-        stale=at is None or ctx.now - at > ctx.stale_after)
-    return found
-
-
-def summary(ctx, name, info):
-    """One cluster as ``cluster list`` shows it (stable keys)."""
-    rt = ctx.rt
-    cluster = rt.clusters.clusters.get(name)
-    error = rt.clusters.errors.get(name)
-    admin = info.get('admin') or {}
-    draining = bool(admin.get('draining'))
-    placed = int(info.get('placed') or 0)
-    if error:
-        state = 'config-error'
-    elif cluster is None:
-        state = 'not-configured'
-        error = ('not in [multilb] enabled_clusters; its %d load '
-                 'balancer(s) can only be deleted, and deleting one does '
-                 'not remove it from the appliance: add the cluster back '
-                 'to manage them, or remove them from the appliance '
-                 'yourself' % placed)
-    else:
-        state = 'draining' if draining else 'active'
-    pending = ctx.state.pending(name)
-    outbox = [entry for _key, entry in ctx.state.outbox(name)]
-    return {
-        'name': name,
-        'backend': cluster.backend if cluster else _raw_backend(rt.conf,
-                                                                name),
-        'state': state,
-        'error': error,
-        'draining': draining,
-        'admin': {'draining': draining,
-                  'reason': admin.get('reason') or None,
-                  'changed_by': admin.get('by'),
-                  'changed_at': fmt.iso(admin.get('at'))},
-        'placed': placed,
-        'max_loadbalancers': cluster.max_loadbalancers if cluster else None,
-        'health': _health(ctx, info.get('health')),
-        'breaker': _breaker(ctx, info.get('breaker')),
-        'pending_intents': sum(len(i) for i in pending.values()),
-        'pending_loadbalancers': len(pending),
-        'outbox': len(outbox),
-        'outbox_failing': sum(1 for e in outbox if e.get('delivery')),
-    }
-
-
 # -- commands ----------------------------------------------------------------
-
-def cluster_list(ctx, args):
-    runtime_info = ctx.state.cluster_runtime()
-    rows = [summary(ctx, name, runtime_info.get(name, {}))
-            for name in ctx.configured()]
-    for name in sorted(set(runtime_info) - set(ctx.configured())):
-        row = summary(ctx, name, runtime_info[name])
-        # A counter back at 0 is all a removed cluster leaves behind.
-        if row['placed'] or row['pending_intents'] or row['outbox']:
-            rows.append(row)
-    return rows, fmt.clusters_table(rows)
-
-
-def cluster_show(ctx, args):
-    name = args.name
-    runtime_info = ctx.state.cluster_runtime()
-    if name not in ctx.configured() and name not in runtime_info:
-        raise CommandError(ctx.no_cluster(name))
-    row = summary(ctx, name, runtime_info.get(name, {}))
-    cluster = ctx.rt.clusters.clusters.get(name)
-    row.update(description=cluster.description if cluster else None,
-               tags=sorted(cluster.tags) if cluster else [],
-               projects=sorted(cluster.projects) if cluster else [])
-    pending = ctx.state.pending(name)
-    lbs = []
-    for lb_id in sorted(ctx.state.cluster_lb_ids(name)):
-        record = ctx.state.get_lb(lb_id) or {}
-        lbs.append({'id': lb_id, 'project_id': record.get('project_id'),
-                    'created_at': fmt.iso(record.get('created_at')),
-                    'pending_intents': len(pending.get(lb_id, ()))})
-    row['loadbalancers'] = lbs
-    return row, fmt.cluster_text(row)
-
-
-def cluster_set_draining(ctx, args):
-    name, draining = args.name, args.action == 'drain'
-    if name not in ctx.configured():
-        raise CommandError(ctx.no_cluster(
-            name, ' in [multilb] enabled_clusters'))
-    admin = ctx.state.cluster_runtime().get(name, {}).get('admin') or {}
-    was = bool(admin.get('draining'))
-    reason = getattr(args, 'reason', None)
-    if was != draining:
-        ctx.state.set_admin(name, draining=draining,
-                            reason=reason if draining else None,
-                            by=ADMIN_BY)
-    elif draining and reason is not None and reason != admin.get('reason'):
-        ctx.state.set_admin(name, reason=reason, by=ADMIN_BY)
-    row = summary(ctx, name, ctx.state.cluster_runtime().get(name, {}))
-    row['changed'] = was != draining
-    if not row['changed']:
-        message = 'cluster %s was already %s; nothing changed' % (
-            name, 'draining' if draining else 'in service (not draining)')
-        if draining and reason is not None and reason != admin.get('reason'):
-            message = ('cluster %s was already draining; reason updated'
-                       % name)
-    elif draining:
-        message = ('cluster %s is now draining: no new load balancer will '
-                   'be placed on it; its %d load balancer(s) stay fully '
-                   'manageable' % (name, row['placed']))
-    else:
-        message = ('cluster %s is back in service: new load balancers may '
-                   'be placed on it' % name)
-    return row, message + '\n\n' + fmt.clusters_table([row])
-
 
 def lb_show(ctx, args):
     lb_id = args.id
     record = sync.known_loadbalancer(ctx, lb_id)
     name = record.get('cluster')
     runtime_info = ctx.state.cluster_runtime()
-    cluster = summary(ctx, name, runtime_info.get(name, {}))
+    cluster = views.summary(ctx, name, runtime_info.get(name, {}))
     intents = ctx.state.pending(name).get(lb_id, [])
     data = {
         'id': lb_id,
@@ -390,29 +285,13 @@ def vip_pool_list(ctx, args):
 
 # -- command line ------------------------------------------------------------
 
-def _add_format(parser):
-    parser.add_argument(
-        '--format', '-f', choices=('table', 'json'), default='table',
-        help='output format (default: table); json has stable keys')
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG, description='Show and control the appliance clusters of '
         'the multilb Octavia provider.',
-        epilog='Exit codes: 0 success, 1 state store unreachable or '
-        'unexpected failure, 2 usage or configuration error, unknown name.')
-    parser.add_argument(
-        '--config-file', action='append', default=[], metavar='PATH',
-        help='an Octavia configuration file holding [multilb] and the '
-        '[cluster:<name>] sections; repeat for several (default: '
-        'octavia.conf searched as Octavia does, e.g. '
-        '/etc/octavia/octavia.conf)')
-    parser.add_argument(
-        '--config-dir', action='append', default=[], metavar='DIR',
-        help='a directory of *.conf files read after the --config-file ones')
-    parser.add_argument('--debug', action='store_true',
-                        help='log to stderr and show tracebacks')
+        epilog='The global options may also follow the command (multilb-'
+        'manage cluster list --config-file PATH). ' + EXIT_CODES)
+    arguments.add_global_options(parser)
     objects = parser.add_subparsers(
         dest='object', metavar='{cluster,lb,outbox,vip-pool,agents,store}',
         required=True)
@@ -422,28 +301,7 @@ def build_parser():
         dest='action', required=True,
         metavar='{list,show,drain,undrain,sync,evacuate,retire}')
     cluster_actions = actions
-    sub = actions.add_parser('list', help='every cluster: state, load, '
-                             'health, pending work')
-    _add_format(sub)
-    sub.set_defaults(func=cluster_list)
-    sub = actions.add_parser('show', help='one cluster and the load '
-                             'balancers placed on it')
-    sub.add_argument('name', help=NAME_HELP)
-    _add_format(sub)
-    sub.set_defaults(func=cluster_show)
-    sub = actions.add_parser(
-        'drain', help='place no new load balancer on a cluster (existing '
-        'ones stay fully manageable); takes effect at once everywhere')
-    sub.add_argument('name', help=NAME_HELP)
-    sub.add_argument('--reason', metavar='TEXT',
-                     help='why, shown by cluster list and cluster show')
-    _add_format(sub)
-    sub.set_defaults(func=cluster_set_draining)
-    sub = actions.add_parser('undrain', help='put a drained cluster back in '
-                             'service')
-    sub.add_argument('name', help=NAME_HELP)
-    _add_format(sub)
-    sub.set_defaults(func=cluster_set_draining)
+    clusters.add_parsers(actions)
 
     lb = objects.add_parser('lb', help='load balancers')
     actions = lb.add_subparsers(dest='action', required=True,
@@ -451,11 +309,14 @@ def build_parser():
     sub = actions.add_parser('show', help="a load balancer's cluster, "
                              'project, flavor constraints and pending work')
     sub.add_argument('id', metavar='LOADBALANCER_ID',
-                     help='the Octavia id of the load balancer')
-    _add_format(sub)
+                     type=arguments.loadbalancer_id,
+                     help='the Octavia id (a UUID) of the load balancer')
+    arguments.add_format(sub)
     sub.set_defaults(func=lb_show)
-    sync.add_parsers(cluster_actions, actions, _add_format, NAME_HELP)
-    move.add_parsers(cluster_actions, actions, _add_format, NAME_HELP)
+    sync.add_parsers(cluster_actions, actions, arguments.add_format,
+                     NAME_HELP)
+    move.add_parsers(cluster_actions, actions, arguments.add_format,
+                     NAME_HELP)
 
     outbox = objects.add_parser('outbox', help='status updates not yet '
                                 'delivered to Octavia')
@@ -464,8 +325,9 @@ def build_parser():
     sub = actions.add_parser('list', help='every status update waiting for '
                              'delivery: cluster, load balancer, age, failed '
                              'attempts, next retry, last error')
-    sub.add_argument('--cluster', metavar='NAME', help='only this cluster')
-    _add_format(sub)
+    sub.add_argument('--cluster', metavar='NAME',
+                     type=arguments.cluster_name, help='only this cluster')
+    arguments.add_format(sub)
     sub.set_defaults(func=outbox_list)
 
     pools = objects.add_parser('vip-pool', help='VIP address pools')
@@ -474,11 +336,12 @@ def build_parser():
     sub = actions.add_parser('list', help='every VIP pool: range, addresses '
                              'handed out, in quarantine and free, and the '
                              'clusters that serve it')
-    _add_format(sub)
+    arguments.add_format(sub)
     sub.set_defaults(func=vip_pool_list)
-    agents.add_parsers(objects, _add_format)
-    schema.add_parser(rebuild.add_parsers(objects, _add_format),
-                      _add_format)
+    agents.add_parsers(objects, arguments.add_format)
+    schema.add_parser(rebuild.add_parsers(objects, arguments.add_format),
+                      arguments.add_format)
+    arguments.spread_global_options(parser)
     return parser
 
 
@@ -509,14 +372,17 @@ def run(args):
         raise CommandError('cannot reach the multilb state store (%s): %s' % (
             store.redact_url(ctx.url), exc), EXIT_FAILURE) from exc
     sys.stdout.write(fmt.to_json(data) if args.format == 'json' else text)
-    return EXIT_OK
+    if ctx.notice:
+        sys.stdout.flush()
+        sys.stderr.write('%s: %s\n' % (PROG, ctx.notice))
+    return ctx.exit_code
 
 
 def main(argv=None):
     """Run one command; return the exit code (argparse's on bad usage)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = arguments.merge_global_options(parser.parse_args(argv))
     except SystemExit as exc:
         return exc.code
     restore = _setup_logging(args.debug)

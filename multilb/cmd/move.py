@@ -28,14 +28,15 @@ import argparse
 import sys
 import time
 
+from multilb.cmd import arguments
 from multilb.cmd import errors
 from multilb.cmd import format as fmt
 from multilb.cmd import sync
+from multilb.cmd import who
 from multilb import exceptions
 from multilb import moves as moves_mod
 from multilb import placement
 
-BY = 'multilb-manage'
 _POLL = 0.25
 
 
@@ -64,8 +65,8 @@ def _start(ctx, record, to, reason=''):
     target = _target(ctx, record, to)
     limit = ctx.rt.clusters.clusters[target].max_loadbalancers
     try:
-        moves_mod.Moves(ctx.state).start(record['id'], target, limit, BY,
-                                         reason=reason)
+        moves_mod.Moves(ctx.state).start(record['id'], target, limit,
+                                         who.changed_by(), reason=reason)
     except ValueError as exc:
         return None, str(exc)
     return target, None
@@ -189,7 +190,8 @@ def evacuate(ctx, name, to=None, concurrency=4, dry_run=False,
                 plan.append({'id': lb_id, 'target': None,
                              'error': str(exc)})
         return [], plan
-    ctx.state.set_admin(name, draining=True, reason=reason, by=BY)
+    ctx.state.set_admin(name, draining=True, reason=reason,
+                        by=who.changed_by())
     follower = Follower(ctx, timeout or (
         ctx.rt.conf.multilb.move_timeout + 60))
     queue = list(lb_ids)
@@ -299,7 +301,7 @@ def cluster_retire(ctx, args):
     name = args.name
     results, _plan = evacuate(ctx, name, None, args.concurrency,
                               timeout=args.timeout, reason='retiring')
-    ctx.state.set_admin(name, retired=True)
+    ctx.state.set_admin(name, retired=True, by=who.changed_by())
     summary = _summary(name, results)
     leftovers = _leftovers(ctx, name)
     summary['leftovers'] = leftovers
@@ -338,8 +340,9 @@ def add_parsers(cluster_actions, lb_actions, add_format, name_help):
         'move', help='move a load balancer to another cluster, '
         'make-before-break, without Octavia seeing it')
     sub.add_argument('id', metavar='LOADBALANCER_ID',
-                     help='the Octavia id of the load balancer')
-    sub.add_argument('--to', metavar='CLUSTER',
+                     type=arguments.loadbalancer_id,
+                     help='the Octavia id (a UUID) of the load balancer')
+    sub.add_argument('--to', metavar='CLUSTER', type=arguments.cluster_name,
                      help='the target cluster (default: the scheduler '
                      'chooses)')
     sub.add_argument('--no-wait', action='store_true',
@@ -354,9 +357,11 @@ def add_parsers(cluster_actions, lb_actions, add_format, name_help):
             ('retire', cluster_retire, 'evacuate a cluster, check that it '
              'holds nothing, and say it can leave the configuration')):
         sub = cluster_actions.add_parser(action, help=helptext)
-        sub.add_argument('name', help=name_help)
+        sub.add_argument('name', type=arguments.cluster_name,
+                         help=name_help)
         if action == 'evacuate':
             sub.add_argument('--to', metavar='CLUSTER',
+                             type=arguments.cluster_name,
                              help='move everything to this cluster '
                              '(default: the scheduler chooses per load '
                              'balancer)')

@@ -33,6 +33,7 @@ import logging
 import os
 import sys
 
+from multilb.cmd import arguments
 from multilb.cmd import errors
 from multilb.cmd import format as fmt
 from multilb import octavia
@@ -293,13 +294,14 @@ def add_parsers(objects, add_format):
         'cluster could not be listed, Octavia could not be asked or a load '
         'balancer is left without a record.')
     sub.add_argument('--id', action='append', default=[],
-                     metavar='LOADBALANCER_ID',
+                     metavar='LOADBALANCER_ID', type=arguments.loadbalancer_id,
                      help='also look this load balancer up in Octavia '
                      '(one no cluster can name, e.g. without listeners; '
                      'find them with: openstack loadbalancer list '
                      '--provider multilb); repeatable')
     sub.add_argument('--assign', action='append', default=[],
                      metavar='LOADBALANCER_ID=CLUSTER',
+                     type=arguments.assignment,
                      help='record this load balancer on CLUSTER (held by '
                      'several clusters, or by none); a re-apply is queued '
                      'when the cluster does not list it; repeatable')

@@ -17,6 +17,7 @@ sweep every ``resync_interval``, with or without this command.
 
 from __future__ import annotations
 
+from multilb.cmd import arguments
 from multilb.cmd import errors
 
 
@@ -92,13 +93,14 @@ def add_parsers(cluster_actions, lb_actions, add_format, name_help):
     sub = cluster_actions.add_parser(
         'sync', help='re-apply every load balancer of a cluster from '
         "Octavia's configuration (no status change)")
-    sub.add_argument('name', help=name_help)
+    sub.add_argument('name', type=arguments.cluster_name, help=name_help)
     add_format(sub)
     sub.set_defaults(func=cluster_sync)
     sub = lb_actions.add_parser(
         'sync', help="re-apply a load balancer from Octavia's configuration "
         '(no status change)')
     sub.add_argument('id', metavar='LOADBALANCER_ID',
-                     help='the Octavia id of the load balancer')
+                     type=arguments.loadbalancer_id,
+                     help='the Octavia id (a UUID) of the load balancer')
     add_format(sub)
     sub.set_defaults(func=lb_sync)

@@ -56,16 +56,35 @@ def gone(getter, *args):
     return False
 
 
-def manage_json(fleet, *argv):
+MANAGE_ATTENTION = 3    # cluster list: some cluster needs attention
+
+
+def check_manage_exit(done, code=0):
+    """Assert that a finished ``multilb-manage`` exited ``code`` (a tuple:
+    any of them) and wrote on stderr what that code writes: nothing for
+    0, one line naming the clusters that need attention for 3."""
+    codes = code if isinstance(code, tuple) else (code,)
+    assert done.returncode in codes, (done.returncode, done.stderr)
+    if done.returncode == MANAGE_ATTENTION:
+        assert done.stderr.startswith('multilb-manage: ') and (
+            'need attention: ' in done.stderr), done.stderr
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+    else:
+        assert done.stderr == '', done.stderr
+    return done
+
+
+def manage_json(fleet, *argv, code=0):
     """Run ``multilb-manage <argv> --format json`` as an operator would,
-    against the stack's octavia.conf, and return the parsed output."""
+    against the stack's octavia.conf, and return the parsed output.
+    ``code``: the exit code expected (see :func:`check_manage_exit`)."""
     script = os.path.join(os.path.dirname(sys.executable), 'multilb-manage')
     command = [script] if os.path.exists(script) else [
         sys.executable, '-m', 'multilb.cmd.manage']
     done = subprocess.run(
         command + ['--config-file', fleet.octavia.conf_path] + list(argv) +
         ['--format', 'json'], capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stderr) == (0, ''), done.stderr
+    check_manage_exit(done, code)
     return json.loads(done.stdout)
 
 

@@ -11,7 +11,8 @@ import os
 import pytest
 
 from tests.functional import fleet as fleet_mod
-from tests.functional.helpers import gone, make_lb, manage_json, wait_lb
+from tests.functional.helpers import (
+    MANAGE_ATTENTION, gone, make_lb, manage_json, wait_lb)
 
 
 @pytest.fixture(scope='module')
@@ -65,8 +66,11 @@ def test_removed_clusters_lbs_can_only_be_deleted(fleet):
     conn = fleet.connection()
     lbc = conn.load_balancer
 
-    rows = {r['name']: r for r in manage_json(fleet, 'cluster', 'list')}
+    # the load balancer left on it needs attention: cluster list exits 3
+    rows = {r['name']: r for r in manage_json(fleet, 'cluster', 'list',
+                                              code=MANAGE_ATTENTION)}
     assert rows[leaving]['state'] == 'not-configured'
+    assert rows[leaving]['attention'] == ['not-configured']
     assert rows[leaving]['placed'] == 1
     assert 'can only be deleted' in rows[leaving]['error']
     assert 'does not remove it from the appliance' in rows[leaving]['error']
@@ -93,9 +97,19 @@ def test_removed_clusters_lbs_can_only_be_deleted(fleet):
         lambda: ('the cluster is no longer configured' in fleet.agent_log()
                  and lb.id in fleet.agent_log()),
         what='warning naming the LB and the cluster')
+    # (the cluster that stays may be stale while the restarted agent
+    # takes it over: 3 until it probes it again)
     fleet_mod.wait_for(
         lambda: leaving not in {r['name'] for r in manage_json(
-            fleet, 'cluster', 'list')}, what='removed cluster forgotten')
+            fleet, 'cluster', 'list', code=(0, MANAGE_ATTENTION))},
+        what='removed cluster forgotten')
+    # nothing needs attention any more: cluster list exits 0
+    fleet_mod.wait_for(
+        lambda: all(not r['attention'] for r in manage_json(
+            fleet, 'cluster', 'list', code=(0, MANAGE_ATTENTION))),
+        what='every cluster fine again')
+    assert [r['name'] for r in manage_json(fleet, 'cluster', 'list')] == [
+        staying]
 
     # The other cluster is unaffected and takes new load balancers.
     wait_lb(conn, other.id)

@@ -16,7 +16,8 @@ from openstack import exceptions as sdk_exc
 
 from tests.functional import caddy_lab
 from tests.functional import fleet as fleet_mod
-from tests.functional.helpers import ACTIVE, manage_json, wait_lb
+from tests.functional.helpers import (
+    ACTIVE, MANAGE_ATTENTION, manage_json, wait_lb)
 from tools.localstack import ports
 
 CLUSTERS = {'c1': 1, 'c2': 1, 'c3': 2}
@@ -92,6 +93,11 @@ def test_a_frozen_cluster_is_isolated_and_recovers(lab):
         shown = breaker(fleet, 'c3')
         assert shown['last_error'] and shown['stale'] is False
         assert breaker(fleet, 'c1')['state'] == 'closed'
+        # cluster list exits 3 and names the frozen cluster only
+        attention = {r['name']: r['attention'] for r in manage_json(
+            fleet, 'cluster', 'list', code=MANAGE_ATTENTION)}
+        assert 'breaker-open' in attention['c3'], attention
+        assert attention['c1'] == attention['c2'] == [], attention
 
         # No new load balancer goes to the frozen cluster.
         with pytest.raises(sdk_exc.HttpException) as err:
@@ -112,6 +118,11 @@ def test_a_frozen_cluster_is_isolated_and_recovers(lab):
                            timeout=30, what='%s complete' % node.name)
     fleet_mod.wait_for(lambda: breaker(fleet, 'c3')['state'] == 'closed',
                        timeout=30, interval=0.5, what='c3 breaker closed')
+    fleet_mod.wait_for(
+        lambda: not any(r['attention'] for r in manage_json(
+            fleet, 'cluster', 'list', code=(0, MANAGE_ATTENTION))),
+        timeout=30, interval=0.5, what='no cluster needs attention')
+    manage_json(fleet, 'cluster', 'list')      # exits 0
     again, _port = create(conn, members, flavors['on-c3'], 'after')
     assert wait_lb(conn, again.id).provisioning_status == ACTIVE
     for lb in [broken, again] + healthy:

@@ -28,6 +28,7 @@ from multilb import driver as driver_mod
 from multilb import monitor as monitor_mod
 from multilb import worker as worker_mod
 from tests.unit import fixtures as fx
+from tests.unit.multilb.cmd import common
 from tests.unit.backends.test_transport import free_port
 
 USER, PASSWORD, TOKEN = 'opsUser7', 'Pa55:w0rd-Zq', 'T0k3n-Xy9'
@@ -125,10 +126,10 @@ def endpoint(port):
     return 'http://%s@127.0.0.1:%d?token=%s' % (USERINFO, port, TOKEN)
 
 
-def run_manage(capsys, conf_path, *argv):
-    code = manage.main(['--config-file', str(conf_path), *argv])
+def run_manage(capsys, conf_path, *argv, code=0):
+    got = manage.main(['--config-file', str(conf_path), *argv])
     out, err = capsys.readouterr()
-    assert code == 0, err
+    assert got == code, err
     return out + err
 
 
@@ -192,9 +193,13 @@ def test_endpoint_credentials_reach_no_log_record_and_no_output(
     finally:
         worker.backend.stop()
 
-    outputs = [run_manage(capsys, conf_path, 'cluster', 'list'),
+    # cluster list exits 3: alpha is unreachable, the others broken
+    attention = manage.EXIT_ATTENTION
+    common.accept_sample_lb_id(monkeypatch)     # lb show fx.LB
+    outputs = [run_manage(capsys, conf_path, 'cluster', 'list',
+                          code=attention),
                run_manage(capsys, conf_path, 'cluster', 'list', '-f',
-                          'json'),
+                          'json', code=attention),
                run_manage(capsys, conf_path, 'cluster', 'show', 'alpha'),
                run_manage(capsys, conf_path, 'cluster', 'show', 'alpha',
                           '-f', 'json'),
@@ -205,7 +210,8 @@ def test_endpoint_credentials_reach_no_log_record_and_no_output(
                run_manage(capsys, conf_path, 'cluster', 'show',
                           'broken-unix-user'),
                run_manage(capsys, conf_path, 'lb', 'show', fx.LB),
-               run_manage(capsys, conf_path, '--debug', 'cluster', 'list')]
+               run_manage(capsys, conf_path, '--debug', 'cluster', 'list',
+                          code=attention)]
     stored = fx.all_stored_text(state)
 
     # the paths above ran: the credentials were sent, failures recorded

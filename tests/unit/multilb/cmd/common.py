@@ -7,7 +7,9 @@ import time
 
 import pytest
 
+from multilb.cmd import arguments
 from multilb.cmd import manage
+from multilb.cmd import who
 from multilb import state as state_mod
 from multilb import store
 from tests.unit import fixtures
@@ -24,16 +26,41 @@ backend = does-not-exist
 CREATED = 1700000000.0
 
 
+def uuid(n, kind=0):
+    """An id as Octavia gives them (LOADBALANCER_ID arguments must be
+    UUIDs): ``kind`` tells objects apart (0 load balancer, 1 listener)."""
+    return '%08x-0000-4000-8000-%012x' % (kind, n)
+
+
+LB1, LB2, LB3, LB4 = (uuid(n) for n in range(1, 5))
+LISTENER1 = uuid(1, kind=1)
+BY = 'multilb-manage (ops@ctl-1)'
+
+
+@pytest.fixture
+def operator(monkeypatch):
+    """The commands run as the OS user ``ops`` on host ``ctl-1``: what
+    drains and moves record as who made them (:data:`BY`)."""
+    monkeypatch.setattr(who.getpass, 'getuser', lambda: 'ops')
+    monkeypatch.setattr(who.socket, 'gethostname', lambda: 'ctl-1')
+    return BY
+
+
 @pytest.fixture
 def conf_path(tmp_path):
     return fixtures.write_conf(tmp_path, CLUSTERS, extra=BROKEN,
                                enabled='alpha, beta, nosuch')
 
 
-@pytest.fixture
-def state(tmp_path, conf_path):
+def open_state(tmp_path):
+    """The store of fixtures.write_conf(tmp_path, ...), created."""
     url = 'sqlite:///%s' % (tmp_path / 'state.db')
     return state_mod.State(store.get_kv_store(url))
+
+
+@pytest.fixture
+def state(tmp_path, conf_path):
+    return open_state(tmp_path)
 
 
 def place(state, lb_id, cluster, project='proj-a', **extra):
@@ -51,23 +78,33 @@ def place(state, lb_id, cluster, project='proj-a', **extra):
 
 @pytest.fixture
 def fleet(state):
-    """alpha: 2 LBs, healthy; beta: 1 LB, unreachable; gone: 1 LB left
-    behind by a cluster removed from the configuration."""
-    place(state, 'lb-1', 'alpha', flavor={'cluster_tags': ['gold']},
+    """alpha: 2 LBs (LB1, LB2), healthy; beta: 1 LB (LB3), unreachable;
+    gone: 1 LB (LB4) left behind by a cluster removed from the
+    configuration. (cluster list exits 3: beta, nosuch and gone need
+    attention.)"""
+    place(state, LB1, 'alpha', flavor={'cluster_tags': ['gold']},
           availability_zone={'zone': 'az1'},
           pools={'pool-1': ['member-2', 'member-1']})
-    place(state, 'lb-2', 'alpha', project='proj-b')
-    place(state, 'lb-3', 'beta', project='proj-b')
-    place(state, 'lb-4', 'gone', project='proj-z')
-    state.add_intent('lb-1', 'alpha', {'op': 'create', 'type': 'listener',
-                                       'id': 'listener-1'},
-                     index={'listener-1': 'listener'})
-    state.complete('lb-3', 'beta', [], status={'loadbalancers': [
-        {'id': 'lb-3', 'provisioning_status': 'ACTIVE'}]})
+    place(state, LB2, 'alpha', project='proj-b')
+    place(state, LB3, 'beta', project='proj-b')
+    place(state, LB4, 'gone', project='proj-z')
+    state.add_intent(LB1, 'alpha', {'op': 'create', 'type': 'listener',
+                                    'id': LISTENER1},
+                     index={LISTENER1: 'listener'})
+    state.complete(LB3, 'beta', [], status={'loadbalancers': [
+        {'id': LB3, 'provisioning_status': 'ACTIVE'}]})
     state.set_health('alpha', {'reachable': True, 'at': time.time() - 5})
     state.set_health('beta', {'reachable': False, 'at': time.time() - 3,
                               'detail': 'connection refused'})
     return state
+
+
+def healthy(state, *names, at=None):
+    """Fresh probes that found ``names`` reachable, as their agent
+    records them."""
+    for name in names:
+        state.set_health(name, {'reachable': True,
+                                'at': time.time() if at is None else at})
 
 
 def run(capsys, *argv, conf=None):
@@ -79,7 +116,23 @@ def run(capsys, *argv, conf=None):
     return code, out, err
 
 
-def run_json(capsys, conf, *argv):
-    code, out, err = run(capsys, *argv, '--format', 'json', conf=conf)
-    assert (code, err) == (0, ''), err
+def run_json(capsys, conf, *argv, code=0):
+    """The parsed JSON output of a command that exits ``code``; with 3
+    (cluster list: some cluster needs attention) stderr says which."""
+    got, out, err = run(capsys, *argv, '--format', 'json', conf=conf)
+    if code == manage.EXIT_ATTENTION:
+        assert got == code, err
+        assert err.startswith('multilb-manage: ') and 'need attention' in err
+        assert len(err.splitlines()) == 1, err
+    else:
+        assert (got, err) == (code, ''), err
     return json.loads(out)
+
+
+def accept_sample_lb_id(monkeypatch):
+    """Let the command line take the sample load balancer of
+    tests.unit.fixtures (``fx.LB``, not a UUID as Octavia's ids are) as a
+    LOADBALANCER_ID; every other argument is still checked."""
+    checked = arguments.loadbalancer_id
+    monkeypatch.setattr(arguments, 'loadbalancer_id', lambda text: (
+        text if text == fixtures.LB else checked(text)))

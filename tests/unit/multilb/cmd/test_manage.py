@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from multilb.cmd import manage
 from multilb import keys
 from multilb import octavia as octavia_mod
 from multilb import outbox as outbox_mod
@@ -24,14 +25,20 @@ from tests.unit.multilb.cmd import common
 
 CLUSTERS = common.CLUSTERS
 conf_path, state, fleet = common.conf_path, common.state, common.fleet
+operator = common.operator
 place, run, run_json = common.place, common.run, common.run_json
+LB1, LB2, LB3, LB4 = common.LB1, common.LB2, common.LB3, common.LB4
+LISTENER1, uuid = common.LISTENER1, common.uuid
+ATTENTION = manage.EXIT_ATTENTION
+NOTICE = ('multilb-manage: 3 cluster(s) need attention: beta (unreachable), '
+          'nosuch (config-error), gone (not-configured)\n')
 
 
 # -- cluster list ------------------------------------------------------------
 
 def test_cluster_list_table(capsys, conf_path, fleet):
     code, out, err = run(capsys, 'cluster', 'list', conf=conf_path)
-    assert (code, err) == (0, '')
+    assert (code, err) == (ATTENTION, NOTICE)
     lines = out.splitlines()
     assert lines[0].split() == ['NAME', 'BACKEND', 'STATE',
                                 'PLACED/CAPACITY', 'HEALTH', 'PENDING',
@@ -63,13 +70,15 @@ def test_cluster_list_table(capsys, conf_path, fleet):
 
 
 def test_cluster_list_json(capsys, conf_path, fleet):
-    rows = run_json(capsys, conf_path, 'cluster', 'list')
+    rows = run_json(capsys, conf_path, 'cluster', 'list', code=ATTENTION)
     assert [r['name'] for r in rows] == ['alpha', 'beta', 'nosuch', 'gone']
     alpha, beta, nosuch, gone = rows
     assert set(alpha) == {
         'name', 'backend', 'state', 'error', 'draining', 'admin', 'placed',
         'max_loadbalancers', 'health', 'breaker', 'pending_intents',
-        'pending_loadbalancers', 'outbox', 'outbox_failing'}
+        'pending_loadbalancers', 'outbox', 'outbox_failing', 'attention'}
+    assert [r['attention'] for r in rows] == [
+        [], ['unreachable'], ['config-error'], ['not-configured']]
     assert alpha['state'] == 'active' and alpha['error'] is None
     assert (alpha['placed'], alpha['max_loadbalancers']) == (2, 10)
     assert (alpha['pending_intents'], alpha['pending_loadbalancers'],
@@ -92,18 +101,22 @@ def test_cluster_list_json(capsys, conf_path, fleet):
 
 
 def test_cluster_list_without_state(capsys, conf_path, state):
-    rows = run_json(capsys, conf_path, 'cluster', 'list')
-    assert [(r['name'], r['state'], r['placed']) for r in rows] == [
-        ('alpha', 'active', 0), ('beta', 'active', 0),
-        ('nosuch', 'config-error', 0)]
+    rows = run_json(capsys, conf_path, 'cluster', 'list', code=ATTENTION)
+    assert [(r['name'], r['state'], r['placed'], r['attention'])
+            for r in rows] == [
+        ('alpha', 'active', 0, ['never-probed']),
+        ('beta', 'active', 0, ['never-probed']),
+        ('nosuch', 'config-error', 0, ['config-error'])]
 
 
 def test_stale_health_is_flagged(capsys, conf_path, state):
     state.set_health('alpha', {'reachable': True, 'at': time.time() - 600})
     code, out, _err = run(capsys, 'cluster', 'list', conf=conf_path)
+    assert code == ATTENTION
     assert 'ok (10m ago, stale)' in out
-    rows = run_json(capsys, conf_path, 'cluster', 'list')
+    rows = run_json(capsys, conf_path, 'cluster', 'list', code=ATTENTION)
     assert rows[0]['health']['stale'] is True
+    assert rows[0]['attention'] == ['stale']
 
 
 def test_cluster_show_names_an_open_breaker_and_its_last_error(
@@ -127,11 +140,11 @@ def test_cluster_show_names_an_open_breaker_and_its_last_error(
 
 def test_removed_cluster_with_nothing_left_is_not_listed(
         capsys, conf_path, state):
-    place(state, 'lb-9', 'gone')
-    state.complete('lb-9', 'gone', list(state.pending('gone')['lb-9']),
+    place(state, uuid(9), 'gone')
+    state.complete(uuid(9), 'gone', list(state.pending('gone')[uuid(9)]),
                    release=True)
     assert state.cluster_runtime()['gone']['placed'] == 0
-    rows = run_json(capsys, conf_path, 'cluster', 'list')
+    rows = run_json(capsys, conf_path, 'cluster', 'list', code=ATTENTION)
     assert 'gone' not in [r['name'] for r in rows]
 
 
@@ -148,9 +161,9 @@ def test_cluster_show_table(capsys, conf_path, fleet):
     assert 'load balancers (2):' in out
     table = out.split('load balancers (2):\n')[1].splitlines()
     assert table[0].split() == ['ID', 'PROJECT', 'CREATED', 'AT', 'PENDING']
-    assert table[1].split() == ['lb-1', 'proj-a',
+    assert table[1].split() == [LB1, 'proj-a',
                                 '2023-11-14T22:13:20+00:00', '2']
-    assert table[2].split() == ['lb-2', 'proj-b',
+    assert table[2].split() == [LB2, 'proj-b',
                                 '2023-11-14T22:13:20+00:00', '1']
 
 
@@ -159,11 +172,11 @@ def test_cluster_show_json(capsys, conf_path, fleet):
     assert beta['projects'] == ['proj-b', 'proj-c']
     assert beta['tags'] == [] and beta['description'] == ''
     assert beta['loadbalancers'] == [{
-        'id': 'lb-3', 'project_id': 'proj-b',
+        'id': LB3, 'project_id': 'proj-b',
         'created_at': '2023-11-14T22:13:20+00:00', 'pending_intents': 1}]
     gone = run_json(capsys, conf_path, 'cluster', 'show', 'gone')
     assert gone['state'] == 'not-configured'
-    assert [lb['id'] for lb in gone['loadbalancers']] == ['lb-4']
+    assert [lb['id'] for lb in gone['loadbalancers']] == [LB4]
     nosuch = run_json(capsys, conf_path, 'cluster', 'show', 'nosuch')
     assert nosuch['state'] == 'config-error'
     assert nosuch['loadbalancers'] == []
@@ -186,7 +199,7 @@ def draining_seen_by_scheduler(conf_path):
     return {s.name: s.draining for s in states}
 
 
-def test_drain_and_undrain(capsys, conf_path, fleet):
+def test_drain_and_undrain(capsys, conf_path, fleet, operator):
     code, out, err = run(capsys, 'cluster', 'drain', 'alpha', '--reason',
                          'firmware upgrade', conf=conf_path)
     assert (code, err) == (0, '')
@@ -197,14 +210,15 @@ def test_drain_and_undrain(capsys, conf_path, fleet):
     admin = fleet.cluster_runtime()['alpha']['admin']
     assert admin['draining'] is True
     assert admin['reason'] == 'firmware upgrade'
-    assert admin['by'] == 'multilb-manage'
+    assert admin['by'] == 'multilb-manage (ops@ctl-1)'
     assert draining_seen_by_scheduler(conf_path) == {
         'alpha': True, 'beta': False}
 
     code, out, err = run(capsys, 'cluster', 'show', 'alpha', conf=conf_path)
     assert 'state            draining (firmware upgrade)\n' in out
-    assert 'draining since   ' in out and ' by multilb-manage\n' in out
-    code, out, err = run(capsys, 'lb', 'show', 'lb-1', conf=conf_path)
+    assert 'draining since   ' in out
+    assert ' by multilb-manage (ops@ctl-1)\n' in out
+    code, out, err = run(capsys, 'lb', 'show', LB1, conf=conf_path)
     assert 'cluster            alpha (draining: firmware upgrade)\n' in out
 
     code, out, err = run(capsys, 'cluster', 'undrain', 'alpha',
@@ -217,10 +231,10 @@ def test_drain_and_undrain(capsys, conf_path, fleet):
         'alpha': False, 'beta': False}
 
 
-def test_drain_is_idempotent(capsys, conf_path, state):
+def test_drain_is_idempotent(capsys, conf_path, state, operator):
     first = run_json(capsys, conf_path, 'cluster', 'drain', 'beta')
     assert (first['state'], first['changed']) == ('draining', True)
-    assert first['admin']['changed_by'] == 'multilb-manage'
+    assert first['admin']['changed_by'] == 'multilb-manage (ops@ctl-1)'
     at = state.cluster_runtime()['beta']['admin']['at']
     code, out, err = run(capsys, 'cluster', 'drain', 'beta', conf=conf_path)
     assert (code, err) == (0, '')
@@ -264,11 +278,11 @@ def test_drain_refuses_names_not_configured(capsys, conf_path, fleet,
 # -- lb show -----------------------------------------------------------------
 
 def test_lb_show_table(capsys, conf_path, fleet):
-    code, out, err = run(capsys, 'lb', 'show', 'lb-1', conf=conf_path)
+    code, out, err = run(capsys, 'lb', 'show', LB1, conf=conf_path)
     assert (code, err) == (0, '')
     lines = out.splitlines()
     assert lines[:7] == [
-        'id                 lb-1',
+        'id                 ' + LB1,
         'cluster            alpha (active)',
         'project            proj-a',
         'created at         2023-11-14T22:13:20+00:00',
@@ -276,9 +290,9 @@ def test_lb_show_table(capsys, conf_path, fleet):
         'availability zone  zone=az1',
         'reservation        one slot on alpha (2/10 placed)']
     assert lines[7].startswith('pending            create loadbalancer '
-                               'lb-1 (recorded 20')
+                               '%s (recorded 20' % LB1)
     assert lines[8].startswith('                   create listener '
-                               'listener-1 (recorded 20')
+                               '%s (recorded 20' % LISTENER1)
     assert lines[9:] == [
         'outbox             0 status update(s) not yet delivered',
         'pools              pool-1: 2 member(s) (member-1, member-2)',
@@ -290,7 +304,7 @@ def test_lb_show_table(capsys, conf_path, fleet):
 
 
 def test_lb_show_json(capsys, conf_path, fleet):
-    lb = run_json(capsys, conf_path, 'lb', 'show', 'lb-1')
+    lb = run_json(capsys, conf_path, 'lb', 'show', LB1)
     assert set(lb) == {'id', 'cluster', 'cluster_state', 'project_id',
                        'created_at', 'flavor', 'availability_zone',
                        'reservation', 'pending', 'outbox', 'pools', 'vip',
@@ -302,44 +316,45 @@ def test_lb_show_json(capsys, conf_path, fleet):
     assert lb['reservation'] == {'cluster': 'alpha', 'placed': 2,
                                  'max_loadbalancers': 10}
     assert [(p['op'], p['type'], p['id']) for p in lb['pending']] == [
-        ('create', 'loadbalancer', 'lb-1'), ('create', 'listener',
-                                             'listener-1')]
+        ('create', 'loadbalancer', LB1), ('create', 'listener', LISTENER1)]
     assert lb['pools'] == {'pool-1': ['member-1', 'member-2']}
     assert (lb['vip'], lb['bound']) == (None, [])
     assert lb['refused'] == []
-    place(fleet, 'lb-r', 'alpha', refused=['member-9', 'l7rule-2'])
-    refused = run_json(capsys, conf_path, 'lb', 'show', 'lb-r')['refused']
+    place(fleet, uuid(18), 'alpha', refused=['member-9', 'l7rule-2'])
+    refused = run_json(capsys, conf_path, 'lb', 'show', uuid(18))['refused']
     assert refused == ['l7rule-2', 'member-9']
-    code, out, _err = run(capsys, 'lb', 'show', 'lb-r', conf=conf_path)
+    code, out, _err = run(capsys, 'lb', 'show', uuid(18), conf=conf_path)
     assert out.splitlines()[-3:-1] == ['refused            l7rule-2',
                                        '                   member-9']
-    beta_lb = run_json(capsys, conf_path, 'lb', 'show', 'lb-3')
+    beta_lb = run_json(capsys, conf_path, 'lb', 'show', LB3)
     assert beta_lb['outbox'] == 1 and len(beta_lb['pending']) == 1
     assert beta_lb['reservation']['max_loadbalancers'] == 0
 
 
 def test_lb_show_unknown(capsys, conf_path, fleet):
-    code, out, err = run(capsys, 'lb', 'show', 'nope', conf=conf_path)
+    code, out, err = run(capsys, 'lb', 'show', uuid(99), conf=conf_path)
     assert (code, out) == (2, '')
-    assert err == ('multilb-manage: error: no load balancer nope in the '
-                   'multilb state store\n')
-    code, out, err = run(capsys, 'lb', 'show', 'listener-1', conf=conf_path)
+    assert err == ('multilb-manage: error: no load balancer %s in the '
+                   'multilb state store\n' % uuid(99))
+    code, out, err = run(capsys, 'lb', 'show', LISTENER1, conf=conf_path)
     assert code == 2
-    assert '(listener-1 is a listener of load balancer lb-1)' in err
+    assert '(%s is a listener of load balancer %s)' % (LISTENER1, LB1) in err
+    # an id in capitals is the same id
+    assert run_json(capsys, conf_path, 'lb', 'show', LB1.upper())['id'] == LB1
 
 
 # -- outbox list -------------------------------------------------------------
 
-DB_DOWN = ('loadbalancers lb-1: (pymysql.err.OperationalError) (2003, '
-           '"Can\'t connect to MySQL server on \'127.0.0.1\'")')
+DB_DOWN = ('loadbalancers %s: (pymysql.err.OperationalError) (2003, '
+           '"Can\'t connect to MySQL server on \'127.0.0.1\'")' % LB1)
 
 
 @pytest.fixture
 def refused(fleet):
-    """lb-1's status update on alpha refused twice by Octavia (its
+    """LB1's status update on alpha refused twice by Octavia (its
     database away), as the agent's outbox records it in the store."""
-    key = fleet.complete('lb-1', 'alpha', [], status={'loadbalancers': [
-        {'id': 'lb-1', 'provisioning_status': 'ACTIVE'}]})
+    key = fleet.complete(LB1, 'alpha', [], status={'loadbalancers': [
+        {'id': LB1, 'provisioning_status': 'ACTIVE'}]})
     octavia = fixtures.FakeOctavia()
     octavia.update_errors = [octavia_mod.StatusRejected(DB_DOWN)] * 2
     box = outbox_mod.Outbox('alpha', fleet, octavia)
@@ -358,9 +373,9 @@ def test_outbox_list_table(capsys, conf_path, fleet, refused):
     lines = out.splitlines()
     assert lines[0].split() == ['CLUSTER', 'LOAD', 'BALANCER', 'AGE',
                                 'ATTEMPTS', 'NEXT', 'RETRY', 'LAST', 'ERROR']
-    assert re.fullmatch(r'alpha +lb-1 +\ds +2 +now +refused: '
+    assert re.fullmatch(r'alpha +%s +\ds +2 +now +refused: ' % LB1
                         + re.escape(DB_DOWN), lines[1]), lines[1]
-    assert re.fullmatch(r'beta +lb-3 +\ds +0 +now +-', lines[2]), lines[2]
+    assert re.fullmatch(r'beta +%s +\ds +0 +now +-' % LB3, lines[2]), lines[2]
     assert lines[4] == ('A status update Octavia keeps refusing is dropped '
                         '1d after its first refusal ([multilb] '
                         'status_delivery_deadline).')
@@ -371,14 +386,14 @@ def test_outbox_list_table(capsys, conf_path, fleet, refused):
     code, out, err = run(capsys, 'outbox', 'list', '--cluster', 'beta',
                          conf=conf_path)
     assert [line.split() for line in out.splitlines()[1:3]] == [
-        ['beta', 'lb-3', '0s', '7', 'in', '1m', 'driver', 'agent',
+        ['beta', LB3, '0s', '7', 'in', '1m', 'driver', 'agent',
          'unreachable:', 'socket', 'gone'], []]
 
 
 def test_outbox_list_json(capsys, conf_path, fleet, refused):
     rows = run_json(capsys, conf_path, 'outbox', 'list')
     assert [(r['cluster'], r['loadbalancer_id']) for r in rows] == [
-        ('alpha', 'lb-1'), ('beta', 'lb-3')]
+        ('alpha', LB1), ('beta', LB3)]
     alpha, beta = rows
     assert set(alpha) == {
         'cluster', 'loadbalancer_id', 'key', 'created_at', 'age_seconds',
@@ -409,7 +424,7 @@ def test_outbox_failures_show_in_the_cluster_views(
                           conf=conf_path)
     assert ('outbox           1 status update(s) not yet delivered, 1 '
             'failing (see outbox list)\n') in out
-    assert run_json(capsys, conf_path, 'lb', 'show', 'lb-1')['outbox'] == 1
+    assert run_json(capsys, conf_path, 'lb', 'show', LB1)['outbox'] == 1
 
 
 def test_outbox_list_empty_and_unknown_cluster(capsys, conf_path, state):
@@ -438,7 +453,7 @@ def closed_port():
 
 @pytest.mark.parametrize('argv', [
     ['cluster', 'list'], ['cluster', 'show', 'alpha'],
-    ['cluster', 'drain', 'alpha'], ['lb', 'show', 'lb-1'],
+    ['cluster', 'drain', 'alpha'], ['lb', 'show', LB1],
     ['outbox', 'list']])
 def test_store_unreachable(capsys, tmp_path, argv):
     url = 'etcd3+http://127.0.0.1:%d?timeout=1' % closed_port()
@@ -450,7 +465,7 @@ def test_store_unreachable(capsys, tmp_path, argv):
     assert (code, out) == (1, '')
     assert err.startswith('multilb-manage: error: cannot reach the multilb '
                           'state store (%s): etcd state store at ' % url)
-    assert 'Connection refused' in err
+    assert 'connection refused' in err.lower()
     assert 'Traceback' not in err and len(err.splitlines()) == 1
 
 
@@ -508,20 +523,23 @@ def test_config_without_multilb_section(capsys, tmp_path):
                    '--config-file\n' % path)
 
 
-@pytest.mark.parametrize('url, expected', [
-    ('redis://localhost/', "[multilb] store_url: Unsupported state store "
-                           "URL scheme 'redis'"),
-    ('etcd3+http://user:s3cret@127.0.0.1:1', '[multilb] store_url: The '
-                                             'etcd state store URL must '
-                                             'not carry credentials'),
-])
-def test_bad_store_url(capsys, tmp_path, url, expected):
+def test_bad_store_url(capsys, tmp_path):
+    conf = fixtures.write_conf(tmp_path, CLUSTERS,
+                               options={'store_url': 'redis://localhost/'})
+    code, out, err = run(capsys, 'cluster', 'list', conf=conf)
+    assert code == 2
+    assert ("[multilb] store_url: Unsupported state store URL scheme "
+            "'redis'") in err
+
+
+def test_store_url_credentials_are_never_shown(capsys, tmp_path):
+    url = 'etcd3+http://user:s3cret@127.0.0.1:%d?timeout=1' % closed_port()
     conf = fixtures.write_conf(tmp_path, CLUSTERS,
                                options={'store_url': url})
     code, out, err = run(capsys, 'cluster', 'list', conf=conf)
-    assert code == 2
-    assert expected in err
-    assert 's3cret' not in err
+    assert (code, out) == (1, '')
+    assert 'cannot reach the multilb state store (etcd3+http://***@' in err
+    assert 's3cret' not in err and 'user' not in err
 
 
 def test_broken_defaults_section(capsys, tmp_path):
@@ -540,6 +558,7 @@ def test_config_dir(capsys, tmp_path, state):
     confd = tmp_path / 'octavia.conf.d'
     confd.mkdir()
     fixtures.write_conf(tmp_path, CLUSTERS, name='octavia.conf.d/50.conf')
+    common.healthy(state, 'alpha', 'beta')
     code, out, err = run(capsys, '--config-file', str(main),
                          '--config-dir', str(confd), 'cluster', 'list')
     assert (code, err) == (0, '')

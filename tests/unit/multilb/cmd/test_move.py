@@ -8,45 +8,46 @@ import time
 from multilb import moves
 from tests.unit.multilb.cmd import common
 
-conf_path, state = common.conf_path, common.state
+conf_path, state, operator = common.conf_path, common.state, common.operator
 place, run, run_json = common.place, common.run, common.run_json
+LB_M, LB_A, LB_B, LB_NEW = (common.uuid(n) for n in range(31, 35))
 
 
-def _healthy(store, *names):
-    for name in names:
-        store.set_health(name, {'reachable': True, 'at': time.time()})
+_healthy = common.healthy
 
 
 def test_lb_move_queues_a_move_to_the_scheduler_s_choice(capsys, conf_path,
-                                                         state):
+                                                         state, operator):
     _healthy(state, 'alpha', 'beta')
-    place(state, 'lb-m', 'alpha', project='proj-b', applied=True)
-    moved = run_json(capsys, conf_path, 'lb', 'move', 'lb-m', '--no-wait')
-    assert moved == {'id': 'lb-m', 'source': 'alpha', 'target': 'beta',
+    place(state, LB_M, 'alpha', project='proj-b', applied=True)
+    moved = run_json(capsys, conf_path, 'lb', 'move', LB_M, '--no-wait')
+    assert moved == {'id': LB_M, 'source': 'alpha', 'target': 'beta',
                      'status': 'queued'}
-    move = moves.Moves(state).get('lb-m')
+    move = moves.Moves(state).get(LB_M)
     assert (move['source'], move['target'], move['phase']) == (
         'alpha', 'beta', 'applying')
+    assert move['by'] == 'multilb-manage (ops@ctl-1)'    # who asked
     # the target's slot is reserved now; the source keeps its own
     counts = state.cluster_counts()
     assert (counts['alpha'][0], counts['beta'][0]) == (1, 1)
-    shown = run_json(capsys, conf_path, 'lb', 'show', 'lb-m')
+    shown = run_json(capsys, conf_path, 'lb', 'show', LB_M)
     assert shown['cluster'] == 'alpha'
     assert shown['move']['target'] == 'beta'
-    code, out, err = run(capsys, 'lb', 'show', 'lb-m', conf=conf_path)
+    code, out, err = run(capsys, 'lb', 'show', LB_M, conf=conf_path)
     assert 'from alpha to beta: applying' in out
+    assert 'by multilb-manage (ops@ctl-1))' in out
 
 
 def test_lb_move_says_why_no_cluster_can_take_it(capsys, conf_path, state):
     _healthy(state, 'alpha')
     state.set_health('beta', {'reachable': False, 'at': time.time(),
                               'detail': 'refused'})
-    place(state, 'lb-m', 'alpha', project='proj-b', applied=True)
-    code, out, err = run(capsys, 'lb', 'move', 'lb-m', conf=conf_path)
+    place(state, LB_M, 'alpha', project='proj-b', applied=True)
+    code, out, err = run(capsys, 'lb', 'move', LB_M, conf=conf_path)
     assert code == 2 and out == ''
-    assert 'lb-m cannot move' in err and 'beta' in err
-    assert moves.Moves(state).get('lb-m') is None
-    code, _out, err = run(capsys, 'lb', 'move', 'lb-m', '--to', 'delta',
+    assert '%s cannot move' % LB_M in err and 'beta' in err
+    assert moves.Moves(state).get(LB_M) is None
+    code, _out, err = run(capsys, 'lb', 'move', LB_M, '--to', 'delta',
                           conf=conf_path)
     assert code == 2 and 'no cluster delta' in err
 
@@ -55,17 +56,17 @@ def test_a_project_a_cluster_does_not_serve_is_not_moved_there(
         capsys, conf_path, state):
     """beta serves proj-b and proj-c only: the scheduler's filters apply."""
     _healthy(state, 'alpha', 'beta')
-    place(state, 'lb-a', 'alpha', project='proj-a', applied=True)
-    code, _out, err = run(capsys, 'lb', 'move', 'lb-a', '--to', 'beta',
+    place(state, LB_A, 'alpha', project='proj-a', applied=True)
+    code, _out, err = run(capsys, 'lb', 'move', LB_A, '--to', 'beta',
                           '--no-wait', conf=conf_path)
     assert code == 2 and 'beta' in err
-    assert moves.Moves(state).get('lb-a') is None
+    assert moves.Moves(state).get(LB_A) is None
 
 
 def test_an_lb_not_applied_yet_is_not_moved(capsys, conf_path, state):
     _healthy(state, 'alpha', 'beta')
-    place(state, 'lb-new', 'alpha', project='proj-b')
-    code, _out, err = run(capsys, 'lb', 'move', 'lb-new', '--no-wait',
+    place(state, LB_NEW, 'alpha', project='proj-b')
+    code, _out, err = run(capsys, 'lb', 'move', LB_NEW, '--no-wait',
                           conf=conf_path)
     assert code == 2 and 'has not been applied' in err
     assert state.cluster_counts().get('beta', (0,))[0] == 0
@@ -74,28 +75,29 @@ def test_an_lb_not_applied_yet_is_not_moved(capsys, conf_path, state):
 def test_evacuate_dry_run_shows_targets_and_changes_nothing(
         capsys, conf_path, state):
     _healthy(state, 'alpha', 'beta')
-    place(state, 'lb-b', 'alpha', project='proj-b', applied=True)
-    place(state, 'lb-a', 'alpha', project='proj-a', applied=True)
+    place(state, LB_B, 'alpha', project='proj-b', applied=True)
+    place(state, LB_A, 'alpha', project='proj-a', applied=True)
     plan = run_json(capsys, conf_path, 'cluster', 'evacuate', 'alpha',
                     '--dry-run')
     by_id = {p['id']: p for p in plan['plan']}
-    assert by_id['lb-b']['target'] == 'beta'
-    assert by_id['lb-a']['target'] is None
-    assert 'dedicated to other projects' in by_id['lb-a']['error']
+    assert by_id[LB_B]['target'] == 'beta'
+    assert by_id[LB_A]['target'] is None
+    assert 'dedicated to other projects' in by_id[LB_A]['error']
     assert state.cluster_runtime()['alpha']['admin'] == {}   # not drained
     assert moves.Moves(state).all() == {}
 
 
 def test_evacuate_drains_and_reports_what_cannot_move(capsys, conf_path,
-                                                      state):
+                                                      state, operator):
     _healthy(state, 'alpha', 'beta')
-    place(state, 'lb-a', 'alpha', project='proj-a', applied=True)
+    place(state, LB_A, 'alpha', project='proj-a', applied=True)
     code, out, err = run(capsys, 'cluster', 'evacuate', 'alpha',
                          conf=conf_path)
     assert code == 1
-    assert 'lb-a' in out and '0 moved, 1 failed' in out
+    assert LB_A in out and '0 moved, 1 failed' in out
     assert 'stays drained' in err
-    assert state.cluster_runtime()['alpha']['admin']['draining'] is True
+    admin = state.cluster_runtime()['alpha']['admin']
+    assert (admin['draining'], admin['by']) == (True, operator)
 
 
 def test_retire_an_empty_cluster_says_it_can_leave_the_config(
@@ -112,7 +114,7 @@ def test_retire_an_empty_cluster_says_it_can_leave_the_config(
 
 def test_retire_refuses_while_work_is_left(capsys, conf_path, state):
     _healthy(state, 'alpha', 'beta')
-    place(state, 'lb-a', 'alpha', project='proj-a', applied=True)
+    place(state, LB_A, 'alpha', project='proj-a', applied=True)
     code, out, err = run(capsys, 'cluster', 'retire', 'alpha',
                          conf=conf_path)
     assert code == 1

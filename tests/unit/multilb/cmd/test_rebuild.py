@@ -20,6 +20,7 @@ from tests.unit import fixtures as fx
 from tests.unit.multilb.cmd import common
 
 run, run_json, place = common.run, common.run_json, common.place
+LB1, LB2, QUIET, TYPO = (common.uuid(n) for n in (1, 2, 41, 42))
 TWO = {'alpha': {'max_loadbalancers': 10}, 'beta': {}}
 
 
@@ -85,6 +86,7 @@ def outcomes(data):
 
 def test_a_lost_lb_is_recovered_and_stays_manageable(env, capsys,
                                                      monkeypatch):
+    common.accept_sample_lb_id(monkeypatch)
     env.create_active()
     conf = env.tmp_path / 'multilb.conf'
     before = run_json(capsys, conf, 'lb', 'show', fx.LB)
@@ -156,26 +158,26 @@ def test_table_output_reports_what_no_record_gets(fleet, capsys):
 def test_an_lb_held_by_two_clusters_is_not_recovered_until_assigned(
         fleet, capsys):
     conf, rt, octavia = fleet
-    lb = octavia.commit(graph('lb-1'))
+    lb = octavia.commit(graph(LB1))
     on_cluster(rt, 'alpha', lb)
     on_cluster(rt, 'beta', lb)
     code, out, err = run(capsys, 'store', 'rebuild', '--format', 'json',
                          conf=conf)
     assert code == 1
     assert err == ('multilb-manage: error: store rebuild did what it '
-                   'could: load balancer(s) without a record: lb-1\n')
+                   'could: load balancer(s) without a record: %s\n' % LB1)
     [row] = json.loads(out)['loadbalancers']
     assert (row['outcome'], row['holders'], row['writes']) == (
         'held-by-several', ['alpha', 'beta'], [])
     assert 'held by alpha and beta: not recovered' in row['detail']
-    assert '--assign lb-1=CLUSTER' in row['detail']
-    assert rt.state.get_lb('lb-1') is None
+    assert '--assign %s=CLUSTER' % LB1 in row['detail']
+    assert rt.state.get_lb(LB1) is None
     assert rt.state.cluster_counts() == {}
 
     data = run_json(capsys, conf, 'store', 'rebuild', '--assign',
-                    'lb-1=beta')
-    assert outcomes(data) == {'lb-1': ('recovered', 'beta')}
-    assert rt.state.get_lb('lb-1')['cluster'] == 'beta'
+                    '%s=beta' % LB1)
+    assert outcomes(data) == {LB1: ('recovered', 'beta')}
+    assert rt.state.get_lb(LB1)['cluster'] == 'beta'
     assert rt.state.cluster_lb_ids('alpha') == []    # the sweep's now
 
 
@@ -195,25 +197,25 @@ def test_an_orphan_is_reported_and_left_to_the_sweep(fleet, capsys):
 def test_an_id_no_cluster_holds_is_placed_nowhere_until_assigned(
         fleet, capsys):
     conf, rt, octavia = fleet
-    octavia.commit(graph('lb-quiet'))          # no cluster lists it
-    code, out, err = run(capsys, 'store', 'rebuild', '--id', 'lb-quiet',
-                         '--id', 'lb-typo', conf=conf)
-    assert code == 1 and 'without a record: lb-quiet\n' in err
+    octavia.commit(graph(QUIET))          # no cluster lists it
+    code, out, err = run(capsys, 'store', 'rebuild', '--id', QUIET,
+                         '--id', TYPO, conf=conf)
+    assert code == 1 and 'without a record: %s\n' % QUIET in err
     rows = {line.split()[0]: line for line in out.splitlines()[5:7]}
-    assert 'placed-nowhere' in rows['lb-quiet']
-    assert 'delete and failover included' in rows['lb-quiet']
-    assert 'unknown to Octavia and to every cluster' in rows['lb-typo']
-    assert rt.state.get_lb('lb-quiet') is None
+    assert 'placed-nowhere' in rows[QUIET]
+    assert 'delete and failover included' in rows[QUIET]
+    assert 'unknown to Octavia and to every cluster' in rows[TYPO]
+    assert rt.state.get_lb(QUIET) is None
 
     data = run_json(capsys, conf, 'store', 'rebuild', '--assign',
-                    'lb-quiet=alpha')
+                    '%s=alpha' % QUIET)
     [row] = data['loadbalancers']
     assert (row['outcome'], row['sync_queued']) == ('recovered', True)
     assert 'a re-apply on alpha is queued' in row['detail']
-    assert [i['op'] for i in rt.state.pending('alpha')['lb-quiet']] == [
+    assert [i['op'] for i in rt.state.pending('alpha')[QUIET]] == [
         'sync']
     code, _out, err = run(capsys, 'store', 'rebuild', '--assign',
-                          'lb-quiet=nosuch', conf=conf)
+                          '%s=nosuch' % QUIET, conf=conf)
     assert code == 2 and 'no cluster nosuch' in err
 
 
@@ -342,17 +344,17 @@ def test_vip_and_port_reservations_are_rebuilt_or_left_to_their_holder(
     rt = runtime_of(conf)
     cluster, pools = rt.clusters.clusters['alpha'], rt.pools.pools
     writer = rebuild.Rebuilder(rt.state)
-    lb = graph('lb-1', listeners=1)
+    lb = graph(LB1, listeners=1)
     lb.update(vip_address='203.0.113.2', vip_port_id='port-9')
     result = writer.write(rebuild.plan(cluster, lb, pools))
     assert (result['outcome'], result['not_recovered']) == ('recovered', [])
-    shown = run_json(capsys, conf, 'lb', 'show', 'lb-1')
+    shown = run_json(capsys, conf, 'lb', 'show', LB1)
     assert shown['vip'] == {'address': '203.0.113.2', 'pool': 'public',
                             'quarantine': 600.0}
     assert shown['bound'] == ['bind/alpha/203.0.113.2/80']
     [row] = run_json(capsys, conf, 'vip-pool', 'list')
     assert row['allocated'] == 1
-    assert rt.vips.allocate(pools['public'], 'lb-1', 'proj-a') == {
+    assert rt.vips.allocate(pools['public'], LB1, 'proj-a') == {
         'address': '203.0.113.2', 'port_id': 'port-9'}
 
     # a second LB Octavia shows on the same VIP:port (created while the
@@ -369,7 +371,7 @@ def test_vip_and_port_reservations_are_rebuilt_or_left_to_their_holder(
         'in quarantine (left to it; not reserved)']
     record = rt.state.get_lb('lb-2')
     assert (record['binds'], record.get('vip')) == ({}, None)
-    assert rt.vips.holder('public', '203.0.113.2')['lb'] == 'lb-1'
+    assert rt.vips.holder('public', '203.0.113.2')['lb'] == LB1
 
 
 def test_a_large_lb_is_recovered_with_its_whole_index(fleet):
