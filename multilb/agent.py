@@ -5,8 +5,10 @@ Entry point ``multilb = multilb.agent:run`` in the group
 octavia-driver-agent forks a process and calls :func:`run` with an
 ``exit_event``; if :func:`run` raises, it is called again a second later.
 
-The agent joins the agents' group, and every ``membership_interval`` works
-out which enabled clusters are its own (hash ring over live agents), takes
+The agent joins the agents' group with the clusters it can drive, and every
+``membership_interval`` works out which enabled clusters are its own (hash
+ring over the live agents that can drive each one, see
+:mod:`multilb.coordination`), takes
 their locks and runs one :class:`~multilb.worker.ClusterWorker` per owned
 cluster. When an agent dies its memberships and locks expire and the other
 agents take its clusters over; pending work is in the state store, so
@@ -14,7 +16,10 @@ nothing is lost. Clusters that left the configuration while still holding
 load balancers are shared the same way (:mod:`multilb.departed`). Each
 worker is fenced (:mod:`multilb.fencing`): an agent that stalled past its
 lock finds, when it resumes, that another agent claimed the cluster, and
-drops the worker without writing anything more.
+drops the worker without writing anything more. When the live agents'
+``enabled_clusters`` differ (a rolling configuration change, or a host
+forgotten by one), the agent logs a WARNING naming the agents and
+clusters each time the difference changes, and INFO once they agree.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from multilb import metrics
 from multilb import octavia as octavia_mod
 from multilb import runtime
 from multilb import schema
+from multilb import version
 from multilb import worker as worker_mod
 
 LOG = logging.getLogger(__name__)
@@ -45,9 +51,13 @@ class Agent:
         self.settings = rt.conf.multilb
         self.octavia = octavia or octavia_mod.OctaviaClient()
         self.coordinator = coordinator or coordination.Coordinator(
-            self.settings.coordination_url)
+            self.settings.coordination_url,
+            capabilities=coordination.capabilities(
+                rt.clusters.clusters, self.settings.enabled_clusters,
+                version.version_string()))
         self.workers = {}
         self._schema_checked = False
+        self._disagreement = []
 
     def start(self):
         self.coordinator.start()
@@ -87,11 +97,13 @@ class Agent:
         try:
             names = set(self.rt.clusters.clusters) | departed.names(
                 self.rt.state, self.rt.clusters)
-            owned = self.coordinator.owned(names)
+            view = self.coordinator.view()
+            owned = self.coordinator.owned(names, view)
         except exceptions.StoreUnavailable as exc:
             LOG.warning('Agent membership unknown (%s); keeping the clusters '
                         'held: %s', exc, ', '.join(sorted(self.workers)))
             return
+        self._compare_cluster_lists(view)
         for name in sorted(set(self.workers) - owned):
             LOG.info('Cluster %s moved to another agent; stopping its '
                      'worker', name)
@@ -115,6 +127,30 @@ class Agent:
             LOG.info('Cluster %s is now served by agent %s%s', name, me,
                      ' (taken over from agent %s)' % previous.get('agent')
                      if previous and previous.get('agent') != me else '')
+
+    def _compare_cluster_lists(self, view):
+        """Log when the live agents' ``enabled_clusters`` start or stop
+        differing from ours (once per change, not every rebalance)."""
+        found = coordination.disagreements(view, self.coordinator.member_id)
+        if found == self._disagreement:
+            return
+        self._disagreement = found
+        if not found:
+            LOG.info('Agent %s: every live agent has the same [multilb] '
+                     'enabled_clusters again',
+                     self.coordinator.member_id.decode())
+            return
+        for other, missing, extra in found:
+            LOG.warning(
+                'Agent %s has a different [multilb] enabled_clusters than '
+                'agent %s: %s%s%s. Each cluster is driven only by agents '
+                'that configure it; finish the configuration change on '
+                'every host (see the operations guide, "Adding a '
+                'cluster")', other, self.coordinator.member_id.decode(),
+                'it lacks %s' % ', '.join(missing) if missing else '',
+                '; ' if missing and extra else '',
+                'it has %s that this agent does not' % ', '.join(extra)
+                if extra else '')
 
     def _worker(self, name, ownership):
         cluster = self.rt.clusters.clusters.get(name)

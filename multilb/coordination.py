@@ -3,12 +3,25 @@
 Agents join one group; each cluster belongs to the live member a hash ring
 picks, and its worker only runs while it holds the cluster's lock, so two
 agents never drive the same cluster even while their views of the group
-differ. The coordinator is created lazily in the process that uses it
-(tooz's heartbeat thread does not survive a fork).
+differ.
+
+Each agent joins with its *capabilities*: the clusters it can drive (the
+valid sections of its ``enabled_clusters``), the whole ``enabled_clusters``
+list and its version. A cluster's ring is made of the live agents that can
+drive it (:func:`candidates`), so during a rolling change of
+``enabled_clusters`` a cluster only some agents know yet goes to one of
+them instead of to an agent that would ignore it; a cluster no agent
+configures any more (a departed one, :mod:`multilb.departed`) is shared by
+all. An agent that joined without capabilities (an older multilb) counts
+as driving every cluster, as before. :func:`disagreements` is what an agent
+logs when the lists differ.
+
+The coordinator is created lazily in the process that uses it (tooz's
+heartbeat thread does not survive a fork).
 
 tooz pitfalls handled: member ids and lock names must be
 bytes; an etcd membership that expired is not re-created by heartbeats, so
-:meth:`Coordinator.members` re-joins; ``acquire(blocking=False)`` is the
+:meth:`Coordinator.view` re-joins; ``acquire(blocking=False)`` is the
 only acquire used (a timed acquire raises on etcd instead of returning
 False); locks are released explicitly because ``stop()`` does not.
 """
@@ -55,19 +68,84 @@ def _tooz(url, member_id):
     return coordinator
 
 
-def live_agents(url):
+def capabilities(clusters, enabled, version):
+    """What an agent joins the group with: ``clusters`` it can drive (valid
+    sections), the ``enabled`` list as configured, its ``version``."""
+    return {'clusters': sorted(clusters), 'enabled': list(enabled),
+            'version': version}
+
+
+def drivers(name, view):
+    """The live agents (ids) of ``view`` (``{member_id: capabilities or
+    None}``) that can drive cluster ``name``: those with a valid section
+    for it, and those without capabilities (an older agent, counted as
+    driving every cluster)."""
+    return {m for m, caps in view.items()
+            if not caps or name in caps.get('clusters', ())}
+
+
+def candidates(name, view):
+    """The live agents (ids) among which cluster ``name`` is hashed.
+
+    :param view: ``{member_id: capabilities or None}`` of the live agents.
+    :returns: its :func:`drivers`; if there are none but some agents have
+        ``name`` in their ``enabled_clusters`` (a broken section there),
+        nobody; if no agent configures it at all (a departed cluster, whose
+        load balancers can only be deleted), every agent.
+    """
+    able = drivers(name, view)
+    if able:
+        return able
+    if any(caps and name in caps.get('enabled', ()) for caps in
+           view.values()):
+        return set()
+    return set(view)
+
+
+def disagreements(view, member_id):
+    """How the other live agents' ``enabled_clusters`` differ from ours.
+
+    :returns: sorted ``[(agent, missing_there, only_there)]`` (agent ids as
+        text, cluster names sorted), empty when every agent that announced
+        its list has ours; agents without capabilities are left out.
+    """
+    mine = view.get(member_id)
+    if not mine:
+        return []
+    ours = set(mine.get('enabled', ()))
+    found = []
+    for other, caps in sorted(view.items()):
+        if other == member_id or not caps:
+            continue
+        theirs = set(caps.get('enabled', ()))
+        if theirs != ours:
+            found.append((other.decode(), sorted(ours - theirs),
+                          sorted(theirs - ours)))
+    return found
+
+
+def _decoded(view):
+    return {m.decode(): caps for m, caps in view.items()}
+
+
+def live_agents(url, with_capabilities=False):
     """Member ids of the agents in the group now, read without joining it
     (for ``multilb-manage``, which must never be given clusters).
 
+    :param with_capabilities: return ``{member_id: capabilities or None}``
+        instead of a set.
     :raises StoreUnavailable: the coordination backend cannot be reached.
     """
     coordinator = None
     try:
         coordinator = _tooz(url, b'multilb-manage-' + new_member_id())
         coordinator.start(start_heart=False)
+        if with_capabilities:
+            return _decoded(coordinator.get_members_with_capabilities(
+                GROUP).get())
         return {m.decode() for m in coordinator.get_members(GROUP).get()}
     except coordination.GroupNotCreated:
-        return set()
+        return {} if with_capabilities else set()
     except exceptions.ConfigError:
         raise
     except Exception as exc:  # etcd3gw errors are not ToozErrors
@@ -84,9 +162,13 @@ def live_agents(url):
 class Coordinator:
     """Membership, ownership and locks of one provider agent process."""
 
-    def __init__(self, url, member_id=None):
+    def __init__(self, url, member_id=None, capabilities=None):
+        """:param capabilities: what this agent announces
+            (:func:`capabilities`); None for none (counted as driving
+            every cluster)."""
         self.url = url
         self.member_id = member_id or new_member_id()
+        self.capabilities = capabilities
         self._coordinator = None
         self._locks = {}
 
@@ -104,7 +186,7 @@ class Coordinator:
 
     def _join(self):
         try:
-            self._coordinator.join_group_create(GROUP)
+            self._coordinator.join_group_create(GROUP, self.capabilities)
         except coordination.MemberAlreadyExist:
             pass
 
@@ -122,25 +204,43 @@ class Coordinator:
                 LOG.debug('coordinator stop failed', exc_info=True)
             self._coordinator = None
 
-    def members(self):
-        """Live member ids; re-joins if our membership expired."""
+    def view(self):
+        """``{member_id: capabilities or None}`` of the live agents, ours
+        included; re-joins if our membership expired."""
         try:
-            found = set(self._coordinator.get_members(GROUP).get())
+            found = dict(self._coordinator.get_members_with_capabilities(
+                GROUP).get())
             if self.member_id not in found:
                 LOG.warning('Agent %s dropped out of the agent group; '
                             'joining again', self.member_id.decode())
                 self._join()
-                found.add(self.member_id)
+                found[self.member_id] = self.capabilities
             return found
         except coordination.ToozError as exc:
             raise exceptions.StoreUnavailable(
                 'coordination backend unavailable: %s' % exc) from None
 
-    def owned(self, clusters):
-        """The clusters (names) the hash ring gives to this agent."""
-        ring = hashring.HashRing(sorted(self.members()), partitions=64)
-        return {name for name in clusters
-                if self.member_id in ring.get_nodes(name.encode('utf-8'))}
+    def members(self):
+        """Live member ids (see :meth:`view`)."""
+        return set(self.view())
+
+    def owned(self, clusters, view=None):
+        """The clusters (names) the hash ring gives to this agent: each
+        one's ring is made of its :func:`candidates` in ``view`` (read now
+        when not given)."""
+        view = self.view() if view is None else view
+        rings, mine = {}, set()
+        for name in clusters:
+            nodes = frozenset(candidates(name, view))
+            if self.member_id not in nodes:
+                continue
+            if nodes not in rings:
+                rings[nodes] = hashring.HashRing(sorted(nodes),
+                                                 partitions=64)
+            if self.member_id in rings[nodes].get_nodes(
+                    name.encode('utf-8')):
+                mine.add(name)
+        return mine
 
     def acquire(self, cluster):
         """Take the cluster's lock without waiting; True if we hold it."""

@@ -14,10 +14,10 @@ top level's lists.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import re
 
 from multilb.conf import clusters as cluster_conf
+from multilb import version as version_mod
 
 # Octavia's ids: UUIDs, 8-4-4-4-12 hexadecimal digits
 _UUID_RE = re.compile(r'[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}', re.I)
@@ -59,12 +59,8 @@ def assignment(text):
 
 
 def version():
-    """The installed multilb's version (pbr writes it into the package
-    metadata), or ``unknown`` when multilb runs from a bare source tree."""
-    try:
-        return importlib.metadata.version('multilb')
-    except importlib.metadata.PackageNotFoundError:
-        return 'unknown'
+    """The installed multilb's version (:mod:`multilb.version`)."""
+    return version_mod.version_string()
 
 
 def add_format(parser):

@@ -21,6 +21,7 @@ from multilb.cmd import errors
 from multilb.cmd import format as fmt
 from multilb.cmd import views
 from multilb.cmd import who
+from multilb import exceptions
 
 NAME_HELP = 'a cluster name, as in [multilb] enabled_clusters'
 
@@ -34,10 +35,22 @@ def cluster_list(ctx, args):
         # A counter back at 0 is all a removed cluster leaves behind.
         if row['placed'] or row['pending_intents'] or row['outbox']:
             rows.append(row)
+    views.add_agents(rows, _agents_view(ctx))
     ctx.notice = views.attention_notice(rows)
     if ctx.notice:
         ctx.exit_code = errors.EXIT_ATTENTION
     return rows, fmt.clusters_table(rows)
+
+
+def _agents_view(ctx):
+    """The live agents and their capabilities, or None if the agents'
+    group cannot be read (``agents list`` reports that)."""
+    from multilb import coordination   # tooz: see agents.agents_list
+    try:
+        return coordination.live_agents(
+            ctx.rt.conf.multilb.coordination_url, with_capabilities=True)
+    except (exceptions.StoreUnavailable, exceptions.ConfigError):
+        return None
 
 
 def cluster_show(ctx, args):
@@ -102,7 +115,8 @@ def add_parsers(cluster_actions):
         'removed ones that still hold work. Exit 3 (after the full output) '
         'when a cluster needs attention: its section is broken '
         '(config-error), it was removed but load balancers or work are left '
-        'on it (not-configured), its last probe found it unreachable, no '
+        'on it (not-configured), agents run but none has it in its '
+        'enabled_clusters (no-agent), its last probe found it unreachable, no '
         'agent probed it for three health_interval (stale) or ever '
         '(never-probed), or its circuit breaker is open (breaker-open); the '
         'reasons are in each cluster\'s "attention" (json) and on stderr. '

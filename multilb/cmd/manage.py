@@ -80,8 +80,9 @@ EXIT_CODES = ('Exit codes: 0 success; 1 state store unreachable, the '
               'command failed, or an unexpected failure; 2 usage or '
               'configuration error, unknown name, malformed load balancer '
               'id or cluster name; 3 (cluster list) some cluster needs '
-              'attention: config-error, not-configured, unreachable, stale, '
-              'never-probed or breaker-open (the list is printed in full; '
+              'attention: config-error, not-configured, no-agent, '
+              'unreachable, stale, never-probed or breaker-open (the list '
+              'is printed in full; '
               'draining alone is fine).')
 # where deployments put Octavia's extra configuration files
 CONF_DIRS = ('/etc/octavia/conf.d', '/etc/octavia/octavia.conf.d')

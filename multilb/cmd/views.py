@@ -9,7 +9,10 @@ agent vouches for it: its last probe found it unreachable, that probe is
 stale (older than three ``health_interval``\\ s: no agent probes it any
 more), it was never probed (no agent drives it yet, e.g. in the first
 ``health_interval`` after the agents start), or its circuit breaker is
-open. A draining cluster that is otherwise fine does not.
+open. It also does when agents are running but none of them can drive it
+(``no-agent``: no live agent has it, valid, in its ``enabled_clusters``,
+e.g. half-way through a rolling configuration change). A draining
+cluster that is otherwise fine does not.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from multilb.cmd import format as fmt
 from multilb.conf import clusters as cluster_conf
 
 # the reasons of a cluster's "attention" list, in the order given
-ATTENTION = ('config-error', 'not-configured', 'unreachable', 'stale',
-             'never-probed', 'breaker-open')
+ATTENTION = ('config-error', 'not-configured', 'no-agent', 'unreachable',
+             'stale', 'never-probed', 'breaker-open')
 
 
 def raw_backend(conf, name):
@@ -75,7 +78,7 @@ def attention(row):
     a list of :data:`ATTENTION` reasons, empty when it is fine."""
     if row['state'] in ('config-error', 'not-configured'):
         return [row['state']]
-    found = []
+    found = ['no-agent'] if row.get('agents') == 0 else []
     seen = row['health']
     if seen['status'] == 'unknown':
         found.append('never-probed')
@@ -134,6 +137,20 @@ def summary(ctx, name, info):
     }
     row['attention'] = attention(row)
     return row
+
+
+def add_agents(rows, view):
+    """Set each row's ``agents``: how many live agents can drive the
+    cluster (:func:`multilb.coordination.drivers`), None when unknown
+    (no agent is running, or the agents' group cannot be read), and add
+    ``no-agent`` to its attention when none can."""
+    from multilb import coordination   # tooz: see agents.agents_list
+    for row in rows:
+        if not view or row['state'] in ('config-error', 'not-configured'):
+            row['agents'] = None
+            continue
+        row['agents'] = len(coordination.drivers(row['name'], view))
+        row['attention'] = attention(row)
 
 
 def attention_notice(rows):

@@ -41,9 +41,15 @@ def octavia():
 def agents(rt, octavia):
     started = []
 
-    def _start(member_id):
-        agent = agent_mod.Agent(rt, octavia, coordination.Coordinator(
-            rt.conf.multilb.coordination_url, member_id=member_id))
+    def _start(member_id, runtime=None):
+        """An agent of ``runtime`` (another host's configuration over the
+        same store and coordination; default ``rt``)."""
+        runtime = runtime or rt
+        agent = agent_mod.Agent(runtime, octavia, coordination.Coordinator(
+            runtime.conf.multilb.coordination_url, member_id=member_id,
+            capabilities=coordination.capabilities(
+                runtime.clusters.clusters,
+                runtime.conf.multilb.enabled_clusters, 'test')))
         agent.start()
         started.append(agent)
         return agent
@@ -125,14 +131,68 @@ def test_started_workers_apply_pending_work(agents, rt, octavia):
     assert fx.LB in a.workers[cluster].backend.list_loadbalancer_ids()
 
 
+NEW = ['n%d' % n for n in range(4)]
+
+
+@pytest.fixture
+def rt_newer(tmp_path):
+    """Another host's configuration half-way through a rolling change:
+    four more clusters enabled, same store and coordination."""
+    return fx.make_runtime(
+        tmp_path, {name: {} for name in CLUSTERS + NEW},
+        options={'poll_interval': 0.05, 'membership_interval': 0.1},
+        name='newer.conf')
+
+
+def test_a_cluster_only_some_agents_configure_is_driven_by_one_of_them(
+        agents, rt_newer, caplog):
+    caplog.set_level('INFO', logger='multilb.agent')
+    a, b = agents(b'agent-a'), agents(b'agent-b', rt_newer)
+    for _ in range(3):
+        a.rebalance()
+        b.rebalance()
+
+    # every cluster has a worker, the new ones on the agent that knows them
+    assert assert_exclusive(a, b) == set(CLUSTERS + NEW)
+    assert set(NEW) <= set(b.workers)
+    assert a.workers and set(b.workers) - set(NEW)   # the rest still shared
+
+    # each side says so once, naming the other agent and the clusters
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == 'WARNING']
+    assert warnings == [
+        'Agent agent-b has a different [multilb] enabled_clusters than '
+        'agent agent-a: it has n0, n1, n2, n3 that this agent does not. '
+        'Each cluster is driven only by agents that configure it; finish '
+        'the configuration change on every host (see the operations '
+        'guide, "Adding a cluster")',
+        'Agent agent-a has a different [multilb] enabled_clusters than '
+        'agent agent-b: it lacks n0, n1, n2, n3. Each cluster is driven '
+        'only by agents that configure it; finish the configuration '
+        'change on every host (see the operations guide, "Adding a '
+        'cluster")']
+
+    # the change reaches a's host: a restarted agent agrees, b says so
+    a.stop()
+    a2 = agents(b'agent-a2', rt_newer)
+    caplog.clear()
+    b.rebalance()
+    a2.rebalance()
+    b.rebalance()
+    assert ('Agent agent-b: every live agent has the same [multilb] '
+            'enabled_clusters again') in caplog.text
+    assert 'WARNING' not in [r.levelname for r in caplog.records]
+    assert assert_exclusive(a2, b) == set(CLUSTERS + NEW)
+
+
 def test_unknown_membership_keeps_the_clusters_held(agents, monkeypatch):
     a = agents(b'agent-a')
     a.rebalance()
 
-    def unavailable(names):
+    def unavailable():
         raise exceptions.StoreUnavailable('etcd down')
 
-    monkeypatch.setattr(a.coordinator, 'owned', unavailable)
+    monkeypatch.setattr(a.coordinator, 'view', unavailable)
     a.rebalance()
     assert assert_exclusive(a) == set(CLUSTERS)
 

@@ -101,3 +101,64 @@ def test_unusable_backend_is_store_unavailable(tmp_path):
     with pytest.raises(exceptions.StoreUnavailable) as err:
         coordinator.start()
     assert 'coordination backend unavailable' in str(err.value)
+
+
+def _caps(clusters, enabled=None):
+    return coordination.capabilities(
+        clusters, clusters if enabled is None else enabled, 'test')
+
+
+VIEW = {b'a': _caps(['x', 'y']),
+        b'b': _caps(['x', 'y', 'new']),
+        b'c': _caps(['x'], enabled=['x', 'y'])}     # c's y section broken
+
+
+@pytest.mark.parametrize('name, expected', [
+    ('x', {b'a', b'b', b'c'}),      # everyone drives it
+    ('y', {b'a', b'b'}),            # not c, whose section is broken
+    ('new', {b'b'}),                # only b has it enabled yet
+    ('gone', {b'a', b'b', b'c'}),   # departed: nobody configures it
+])
+def test_a_cluster_is_hashed_among_the_agents_that_can_drive_it(
+        name, expected):
+    assert coordination.candidates(name, VIEW) == expected
+
+
+def test_a_cluster_broken_wherever_it_is_enabled_goes_to_nobody():
+    view = {b'a': _caps([], enabled=['z']), b'b': _caps([])}
+    # not shared out as departed: its load balancers wait for the fix
+    assert coordination.candidates('z', view) == set()
+
+
+def test_an_agent_without_capabilities_counts_as_driving_everything():
+    view = {b'old': None, b'b': _caps(['x', 'new'])}
+    assert coordination.candidates('y', view) == {b'old'}
+    assert coordination.candidates('new', view) == {b'old', b'b'}
+
+
+def test_disagreements_name_what_each_other_agent_lacks_and_adds():
+    assert coordination.disagreements(VIEW, b'a') == [
+        ('b', [], ['new'])]     # c enables x and y too: no difference
+    assert coordination.disagreements(VIEW, b'b') == [
+        ('a', ['new'], []), ('c', ['new'], [])]
+    assert coordination.disagreements({b'a': VIEW[b'a'], b'old': None},
+                                      b'a') == []
+
+
+def test_capabilities_travel_through_the_group(url):
+    a = coordination.Coordinator(url, member_id=b'agent-a',
+                                 capabilities=_caps(['x']))
+    b = coordination.Coordinator(url, member_id=b'agent-b',
+                                 capabilities=_caps(['x', 'new']))
+    a.start()
+    b.start()
+    try:
+        view = a.view()
+        assert view[b'agent-b'] == _caps(['x', 'new'])
+        assert coordination.live_agents(url, with_capabilities=True)[
+            'agent-b'] == _caps(['x', 'new'])
+        assert b.owned({'new'}, view) == {'new'}
+        assert a.owned({'new'}, view) == set()
+    finally:
+        b.stop()
+        a.stop()

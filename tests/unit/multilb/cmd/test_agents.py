@@ -43,3 +43,37 @@ def test_agents_list_shows_who_drives_what(tmp_path, monkeypatch, capsys):
         assert coordination.live_agents(url) == {'agent-a'}
     finally:
         agent.stop()
+
+
+def test_agents_list_names_the_agent_whose_cluster_list_differs(
+        tmp_path, capsys):
+    rt = fx.make_runtime(tmp_path, {'alpha': {}, 'beta': {}})
+    rt.state.cluster_runtime()              # the agents' store exists
+    conf = tmp_path / 'multilb.conf'
+    url = rt.conf.multilb.coordination_url
+    fx.create_agent_group(url)
+    old = coordination.Coordinator(
+        url, member_id=b'agent-old', capabilities=coordination.capabilities(
+            ['alpha'], ['alpha'], '1.0'))
+    new = coordination.Coordinator(
+        url, member_id=b'agent-new', capabilities=coordination.capabilities(
+            ['alpha', 'beta'], ['alpha', 'beta'], '1.1'))
+    old.start()
+    new.start()
+    try:
+        argv = ['--config-file', str(conf), 'agents', 'list']
+        assert manage.main(argv + ['-f', 'json']) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert manage.main(argv) == 0
+        text = capsys.readouterr().out
+    finally:
+        old.stop()
+        new.stop()
+    assert {a['agent']: (a['enabled_clusters'], a['version'])
+            for a in data['agents']} == {
+        'agent-new': (['alpha', 'beta'], '1.1'),
+        'agent-old': (['alpha'], '1.0')}
+    assert data['enabled_clusters_differ'] is True
+    assert ('the live agents have different [multilb] enabled_clusters '
+            '(each cluster is driven only by agents that have it):\n'
+            '  agent-old: lacks beta\n') in text

@@ -134,3 +134,31 @@ def test_store_unreachable_is_still_1(capsys, tmp_path):
     conf = fixtures.write_conf(tmp_path, common.CLUSTERS)   # no state.db
     code, out, err = run(capsys, 'cluster', 'list', conf=conf)
     assert (code, out) == (1, '')
+
+
+def test_a_cluster_no_live_agent_configures_needs_attention(
+        fine, capsys, tmp_path):
+    """Half-way through a rolling change: the agent that runs does not
+    have beta in its enabled_clusters yet, so nobody serves beta's work."""
+    from multilb import coordination
+    conf, _state = fine
+    url = 'file://%s?executor=sync' % (tmp_path / 'locks')  # write_conf's
+    fixtures.create_agent_group(url)
+    agent = coordination.Coordinator(
+        url, member_id=b'agent-old', capabilities=coordination.capabilities(
+            ['alpha'], ['alpha'], 'test'))
+    agent.start()
+    try:
+        code, attention, err = listed(capsys, conf)
+        rows = run_json(capsys, conf, 'cluster', 'list', code=code)
+    finally:
+        agent.stop()
+    assert (code, attention) == (ATTENTION, {'alpha': [],
+                                             'beta': ['no-agent']})
+    assert err == ('multilb-manage: 1 cluster(s) need attention: beta '
+                   '(no-agent)\n')
+    assert {r['name']: r['agents'] for r in rows} == {'alpha': 1, 'beta': 0}
+
+    # once the agent is gone, nothing is counted (stale/never-probed tell)
+    code, attention, _err = listed(capsys, conf)
+    assert (code, attention) == (0, {'alpha': [], 'beta': []})

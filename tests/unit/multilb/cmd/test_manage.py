@@ -76,7 +76,10 @@ def test_cluster_list_json(capsys, conf_path, fleet):
     assert set(alpha) == {
         'name', 'backend', 'state', 'error', 'draining', 'admin', 'placed',
         'max_loadbalancers', 'health', 'breaker', 'pending_intents',
-        'pending_loadbalancers', 'outbox', 'outbox_failing', 'attention'}
+        'pending_loadbalancers', 'outbox', 'outbox_failing', 'attention',
+        'agents'}
+    # no agent is running: nobody to count, not a reason of its own
+    assert {r['agents'] for r in rows} == {None}
     assert [r['attention'] for r in rows] == [
         [], ['unreachable'], ['config-error'], ['not-configured']]
     assert alpha['state'] == 'active' and alpha['error'] is None
