@@ -4,7 +4,9 @@ The build needs nothing from the network: the builtin alabaster theme, no
 intersphinx. The option reference is generated from the code by
 ``oslo_config.sphinxext`` (entry point ``oslo.config.opts: multilb``, so
 multilb must be installed, as ``tox -e docs`` does), the ``multilb-manage``
-reference from its argparse parser by the local ``_ext/argparse_doc.py``.
+reference from its argparse parser by the local ``_ext/argparse_doc.py``,
+and the release notes page from ``releasenotes/notes`` by
+``reno.sphinxext`` (which reads the notes from git: committed notes only).
 """
 
 import os
@@ -27,6 +29,8 @@ except Exception:  # not installed: the build still works, unversioned
 extensions = [
     'oslo_config.sphinxext',
     'argparse_doc',
+    # admin/release-notes: the notes of releasenotes/notes, read from git
+    'reno.sphinxext',
 ]
 
 root_doc = 'index'

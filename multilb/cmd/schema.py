@@ -31,10 +31,11 @@ def add_parser(store_actions, add_format):
     """Register ``store upgrade`` (manage.build_parser)."""
     sub = store_actions.add_parser(
         'upgrade', help='migrate the state store to the key layout this '
-        'multilb reads (run after upgrading multilb, before starting its '
-        'agents)', description='Records the key layout version on a store '
-        'without one, runs the migrations from an older version, and '
-        'refuses a newer one (exit 2). Agents refuse to drive clusters on '
+        'multilb reads (run after upgrading multilb, with octavia-api and '
+        'the driver agents stopped)',
+        description='Records the key layout version on a store without '
+        'one, runs the migrations from an older version, and refuses a '
+        'newer one (exit 2). Agents refuse to drive clusters on '
         'a store of another version; multilb-status upgrade check reports '
         'it.')
     add_format(sub)

@@ -22,6 +22,7 @@ from tools.localstack.etcd import EtcdServer
 
 PASSWORD = 'pa:ss@w/rd%'            # every character URLs must encode
 QUOTED = 'pa%3Ass%40w%2Frd%25'
+PREFIXES = ('/multilb/', 'tooz/groups/', '/tooz/locks')
 
 
 def _b64(text):
@@ -49,11 +50,14 @@ def server(tmp_path_factory):
         _call(etcd_server, 'auth/user/grant',
               {'user': 'root', 'role': 'root'})
         _call(etcd_server, 'auth/role/add', {'name': 'multilb'})
-        # the whole key space: multilb's prefix and tooz's keys
-        _call(etcd_server, 'auth/role/grant', {
-            'name': 'multilb', 'perm': {'permType': 'READWRITE',
-                                        'key': _b64('\0'),
-                                        'range_end': _b64('\0')}})
+        # only what doc/source/admin/etcd.rst tells operators to grant:
+        # multilb's prefix and tooz's group and lock keys
+        for prefix in PREFIXES:
+            _call(etcd_server, 'auth/role/grant', {
+                'name': 'multilb', 'perm': {
+                    'permType': 'READWRITE', 'key': _b64(prefix),
+                    'range_end': _b64(prefix[:-1] + chr(ord(prefix[-1]) + 1))
+                }})
         _call(etcd_server, 'auth/user/add', {'name': 'multilb',
                                              'password': PASSWORD})
         _call(etcd_server, 'auth/user/grant', {'user': 'multilb',
