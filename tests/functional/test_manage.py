@@ -210,14 +210,14 @@ def test_endpoint_credentials_are_never_shown(fleet, tmp_path):
     for argv in runs:
         done = manage(fleet, *argv, conf=conf)
         # cluster list: the broken section and the cluster no agent of
-        # this fleet drives (its configuration is this file's only) need
-        # attention; the list is printed all the same
+        # this fleet can drive (its configuration is this file's only:
+        # no-agent) need attention; the list is printed all the same
         expected = MANAGE_ATTENTION if 'list' in argv else 0
         assert done.returncode == expected, (argv, done.stderr)
         assert done.stdout, argv
         if 'list' in argv:
             assert 'need attention: ' in done.stderr
-            assert 'leaky (never-probed)' in done.stderr
+            assert 'leaky (no-agent, never-probed)' in done.stderr
             assert 'refused (config-error)' in done.stderr
         for secret in (password, token, user):
             assert secret not in done.stdout + done.stderr, (argv, secret)

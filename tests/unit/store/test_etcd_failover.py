@@ -17,18 +17,9 @@ import pytest
 
 from multilb import exceptions
 from multilb import store
-from multilb.store import etcd
 from multilb.store import etcd_client
-
-
-def _store(url: str) -> etcd.EtcdKVStore:
-    return etcd.from_url(store.split_url(url))
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+from tests.unit.store.test_etcd import _closed_port
+from tests.unit.store.test_etcd import _store
 
 
 class _Member(http.server.BaseHTTPRequestHandler):
