@@ -22,16 +22,16 @@ PRODUCT = ('multilb', 'backends', 'scheduler')
 
 # library -> the only product modules allowed to import it
 HOMES = {
-    'etcd3gw': {'multilb/store/etcd.py'},
+    'etcd3gw': {'multilb/store/etcd_client.py'},
     'tooz': {'multilb/coordination.py'},
     'stevedore': {'multilb/registry.py'},
     'jsonschema': {'multilb/flavors.py'},
     'pybreaker': {'backends/transport.py'},
     'urllib3': {'backends/transport.py'},
     # Appliance HTTP goes through backends/transport.py; etcd3gw takes a
-    # requests.Session that the etcd engine builds itself, so that
+    # requests.Session that the etcd client module builds itself, so that
     # trust_env=False keeps REQUESTS_CA_BUNDLE from overriding ca_cert.
-    'requests': {'backends/transport.py', 'multilb/store/etcd.py'},
+    'requests': {'backends/transport.py', 'multilb/store/etcd_client.py'},
 }
 
 

@@ -21,6 +21,11 @@ Library use (pytest fixtures)::
     ...
     lab.stop()
 
+    from tools.localstack.as3_device import AS3Device   # (not imported
+    as3 = AS3Device().start()   # here: a CLI too) an F5 BIG-IP AS3
+    ...                         # *emulator* in threads: as3.url, knobs
+    as3.stop()
+
 CLI: ``python -m tools.localstack up|status|down --workdir DIR
 [--caddy-cluster NAME[:NODES]]... [--members N]`` (see __main__).
 Every object stops exactly the processes it started.
