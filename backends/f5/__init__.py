@@ -1,0 +1,1 @@
+"""F5 BIG-IP backend: load balancers as AS3 declarations (see translate)."""
