@@ -36,9 +36,9 @@ from backends import base
 from backends import exceptions
 from backends.caddy import translate
 from tests.unit import fixtures as fx
+from tests.unit import golden
 
 GOLDEN = pathlib.Path(__file__).parent / 'golden'
-REGEN = os.environ.get('MULTILB_REGEN_GOLDEN') == '1'
 
 LB = 'lb-0000-aaaa'
 VIP = '203.0.113.5'
@@ -315,13 +315,8 @@ def translated(name):
 
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_golden(name):
-    path = GOLDEN / (name + '.json')
     actual = translated(name)
-    if REGEN:
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(json.dumps(actual, indent=2, sort_keys=True) + '\n')
-    assert path.exists(), 'no golden file: run with MULTILB_REGEN_GOLDEN=1'
-    assert actual == json.loads(path.read_text())
+    golden.assert_matches(GOLDEN, name, actual)
 
 
 def test_every_golden_file_has_a_case():

@@ -13,7 +13,6 @@ and review the diff. TLS material in them is fake PEM text.
 
 import copy
 import json
-import os
 import pathlib
 
 import pytest
@@ -22,10 +21,10 @@ from backends import exceptions
 from backends.f5 import names
 from backends.f5 import translate
 from tests.unit import fixtures as fx
+from tests.unit import golden
 from tools.localstack import as3_schema
 
 GOLDEN = pathlib.Path(__file__).parent / 'golden'
-REGEN = os.environ.get('MULTILB_REGEN_GOLDEN') == '1'
 PROJECT = '0a1b2c3d4e5f60718293a4b5c6d7e8f9'      # starts with a digit
 NETWORK = '7d3f6a2e-2b1c-4f5e-9a8b-1c2d3e4f5a6b'
 
@@ -292,14 +291,9 @@ CASES = {name[len('case_'):]: builder for name, builder in sorted(
 
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_golden(name):
-    path = GOLDEN / (name + '.json')
     actual = decl(*CASES[name]())
     assert as3_schema.validate(actual) == []
-    if REGEN:
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(json.dumps(actual, indent=2, sort_keys=True) + '\n')
-    assert path.exists(), 'no golden file: run with MULTILB_REGEN_GOLDEN=1'
-    assert actual == json.loads(path.read_text())
+    golden.assert_matches(GOLDEN, name, actual)
 
 
 def test_every_golden_file_has_a_case():
