@@ -117,6 +117,13 @@ class ApplianceBackend(abc.ABC):
     ONLINE when enabled and OFFLINE when disabled either way. Instances
     answer through :meth:`observes_health`."""
 
+    PARALLEL_APPLIES: typing.ClassVar[typing.Optional[int]] = None
+    """How many load balancers of a cluster the agent should apply at
+    once, when the cluster's ``workers`` option does not say; None:
+    ``[multilb] workers_per_cluster``. A backend whose applies mostly wait
+    (queued for a device that takes one declaration at a time, and
+    coalesces what waits) asks for more."""
+
     def __init__(self, cluster):
         """:param cluster: a :class:`multilb.conf.clusters.ClusterConfig`."""
         self.cluster = cluster

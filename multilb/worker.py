@@ -86,6 +86,13 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         self._errors = []
         self._store_logged = 0.0
 
+    @property
+    def workers(self):
+        """Parallel applies: the cluster's ``workers`` (or its backend's
+        figure), else ``[multilb] workers_per_cluster``."""
+        return (getattr(self.cluster, 'workers', None)
+                or self.settings.workers_per_cluster)
+
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
@@ -112,7 +119,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
     def _start_threads(self):
         """The job pool and the scan thread."""
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.settings.workers_per_cluster,
+            max_workers=self.workers,
             thread_name_prefix='multilb-%s' % self.name)
         self._thread = threading.Thread(target=self._loop, daemon=True,
                                         name='multilb-scan-%s' % self.name)
@@ -219,7 +226,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
             ready = {lb_id: intents for lb_id, intents in ready.items()
                      if lb_id not in self._inflight
                      and self._not_before.get(lb_id, 0) <= now}
-            free = self.settings.workers_per_cluster - len(self._inflight)
+            free = self.workers - len(self._inflight)
             chosen = self._fair_order(ready)[:max(0, free)]
             for lb_id in chosen:
                 self._inflight.add(lb_id)

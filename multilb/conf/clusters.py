@@ -94,6 +94,12 @@ opts = [
              'address space: a VIP address and port can be bound by one '
              'listener only within a domain (backends that bind addresses, '
              'such as caddy). Empty: the cluster is a domain of its own.'),
+    cfg.IntOpt(
+        'workers', min=1,
+        help='Load balancers of this cluster the agent applies in '
+             'parallel. Unset: the backend\'s own figure (f5: 32, as its '
+             'applies mostly wait for the device, which coalesces them), '
+             'else [multilb] workers_per_cluster.'),
     cfg.ListOpt(
         'projects', default=[],
         help='If set, the cluster is dedicated to these project ids: no '
@@ -120,6 +126,8 @@ class ClusterConfig:
     member_networks: tuple = ()
     vip_pools: frozenset = frozenset()
     routing_domain: str = ''
+    workers: typing.Optional[int] = None
+    """Parallel applies; None: [multilb] workers_per_cluster."""
     options: typing.Mapping[str, typing.Any] = dataclasses.field(
         default_factory=dict, repr=False, compare=False)
     """Backend-specific options, resolved against [cluster_defaults]."""
@@ -168,15 +176,34 @@ def clean(exc):
     return text
 
 
-def _resolve(conf, name, opt_list):
+def _resolve(conf, name, opt_list, own_defaults=False):
+    """``{option: value}`` of one cluster: its section, else
+    ``[cluster_defaults]``, else (``own_defaults``: backend options, whose
+    ``[cluster_defaults]`` copies have no default) the option's default."""
     group = section(name)
     values = {}
     for opt in opt_list:
         value = read_option(conf, group, opt)
         if value is None:
             value = read_option(conf, DEFAULTS_GROUP, opt)
+        if value is None and own_defaults:
+            value = opt.default
         values[opt.dest] = value
     return values
+
+
+def _register_backend_defaults(conf, backend_opts):
+    """Register ``backend_opts`` in ``[cluster_defaults]`` without their
+    defaults. Backends may share option names (``endpoints``,
+    ``read_timeout``...) with their own defaults and help: the first
+    registration of a name serves every backend, whose own default
+    applies when neither section sets it (backends sharing a name must
+    give it the same type: tests/compliance/test_backend_options.py)."""
+    for opt in _cluster_opts(backend_opts):
+        try:
+            conf.register_opt(opt, group=DEFAULTS_GROUP)
+        except cfg.DuplicateOptError:
+            continue     # another backend's option of that name
 
 
 def _load_one(conf, name):
@@ -197,9 +224,9 @@ def _load_one(conf, name):
             '%s' % (group, ', '.join(registry.installed_backend_names())))
     backend_class = registry.backend_class(values['backend'], group)
     backend_opts = list(backend_class.get_config_options())
-    conf.register_opts(backend_opts, group=DEFAULTS_GROUP)
+    _register_backend_defaults(conf, backend_opts)
     conf.register_opts(_cluster_opts(backend_opts), group=group)
-    backend_values = _resolve(conf, name, backend_opts)
+    backend_values = _resolve(conf, name, backend_opts, own_defaults=True)
     try:
         backend_class.check_config(backend_values)
     except exceptions.ConfigError as exc:
@@ -224,6 +251,8 @@ def _load_one(conf, name):
                          vip_pools=frozenset(values['vip_pools'] or ()),
                          routing_domain=(values['routing_domain'] or
                                          name).strip(),
+                         workers=(values['workers'] or
+                                  backend_class.PARALLEL_APPLIES),
                          options=backend_values)
 
 

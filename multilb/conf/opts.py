@@ -15,12 +15,25 @@ from multilb import registry
 
 
 def _backend_opts():
-    found = []
+    """Every installed backend's options, documented once per name: an
+    option several backends have (``endpoints``...) says what each of
+    them means by it and its default there."""
+    found, by_name = [], {}
     for name, backend_class in sorted(
             registry.installed_backend_classes().items()):
         for opt in backend_class.get_config_options():
+            if opt.dest in by_name:
+                doc = by_name[opt.dest]
+                doc.help += ' (backend %s, default %r) %s' % (
+                    name, opt.default, opt.help)
+                doc.secret = doc.secret or opt.secret
+                doc.default = None
+                doc.backend_defaults[name] = opt.default
+                continue
             doc = copy.copy(opt)
             doc.help = '(backend %s) %s' % (name, opt.help)
+            doc.backend_defaults = {name: opt.default}
+            by_name[opt.dest] = doc
             found.append(doc)
     return found
 

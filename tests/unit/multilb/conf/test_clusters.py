@@ -73,11 +73,11 @@ BROKEN = {
     'missing backend': (
         {}, {},
         ['[cluster:broken] backend', 'missing',
-         'installed backends: caddy, fake']),
+         'installed backends: caddy, f5, fake']),
     'unknown backend': (
         {'backend': 'nosuch'}, {'backend': 'fake'},
         ['[cluster:broken] backend', "'nosuch'",
-         'installed backends: caddy, fake']),
+         'installed backends: caddy, f5, fake']),
     'bad integer': (
         {'max_loadbalancers': 'lots'}, {'backend': 'fake'},
         ['[cluster:broken] max_loadbalancers', 'lots']),
@@ -190,3 +190,25 @@ def test_unused_cluster_section_warns(tmp_path, caplog):
 def test_no_enabled_cluster_is_not_an_error(tmp_path):
     found = load(tmp_path, {}, enabled='')
     assert found.clusters == {} and found.errors == {}
+
+
+def test_backends_sharing_option_names_keep_their_own_defaults(tmp_path):
+    """caddy and f5 both have endpoints, read_timeout, probe_timeout...:
+    one configuration holds both (it failed with DuplicateOptError), each
+    cluster gets its backend's default unless a section sets it."""
+    found = load(tmp_path, {
+        'web': {'backend': 'caddy', 'endpoints': 'https://10.0.0.11:2020'},
+        'bigip': {'backend': 'f5', 'endpoints': 'https://192.0.2.10',
+                  'password': 'pw'},
+        'bigip-fast': {'backend': 'f5', 'endpoints': 'https://192.0.2.20',
+                       'password': 'pw'},
+    }, defaults={'backend': 'fake', 'probe_timeout': 4})
+
+    assert found.errors == {}
+    web, bigip = found.clusters['web'], found.clusters['bigip']
+    assert web.options['read_timeout'] == 15.0
+    assert bigip.options['read_timeout'] == 60.0
+    assert web.options['probe_timeout'] == bigip.options['probe_timeout'] == 4
+    assert bigip.options['endpoints'] == ['https://192.0.2.10']
+    assert found.clusters['bigip-fast'].options['endpoints'] == [
+        'https://192.0.2.20']
