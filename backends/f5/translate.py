@@ -131,22 +131,28 @@ def declaration(tenants, declaration_id='multilb'):
     return out
 
 
-def tenant(graphs):
+def tenant(graphs, route_domain=0):
     """The Tenant holding the Applications of ``graphs`` (which must share
     the project and VIP network)."""
     out = {'class': 'Tenant'}
     units = set()
     for graph in graphs:
         units.add(names.tenant_of(graph))
-        out[names.application(graph['loadbalancer_id'])] = application(graph)
+        out[names.application(graph['loadbalancer_id'])] = application(
+            graph, route_domain)
     if len(units) > 1:
         safe.reject('load balancers of different tenants (%s) in one tenant',
                     ', '.join(sorted(units)))
     return out
 
 
-def application(graph):
-    """The AS3 Application of one load balancer (raises BackendRejected)."""
+def application(graph, route_domain=0):
+    """The AS3 Application of one load balancer (raises BackendRejected).
+
+    :param route_domain: the BIG-IP route domain of the load balancer's
+        VIP network: every address (VIP, allowed source, member) gets
+        ``%<route domain>`` unless it is 0 (the partition's default).
+    """
     names.application(graph.get('loadbalancer_id'))
     names.vip_network(graph)
     vip = _vip(graph)
@@ -154,11 +160,12 @@ def application(graph):
     app = {'class': 'Application'}
     for pool in pools.values():
         with safe.about(pool.get('pool_id')):
-            app.update(_pool_objects(pool))
+            app.update(_pool_objects(pool, route_domain))
     lb_on = _enabled(graph)
     for listener in graph.get('listeners') or []:
         with safe.about(listener.get('listener_id')):
-            app.update(_listener_objects(listener, vip, pools, lb_on))
+            app.update(_listener_objects(listener, vip, pools, lb_on,
+                                         route_domain))
     return app
 
 
@@ -170,14 +177,15 @@ def _vip(graph):
                     graph.get('vip_address'))
 
 
-def _listener_objects(listener, vip, pools, lb_on):
+def _listener_objects(listener, vip, pools, lb_on, route_domain=0):
     lid = names.checked_id('listener', listener.get('listener_id'))
     protocol = listener.get('protocol')
     _unsupported('listener protocol', protocol,
                  'SUPPORTED_LISTENER_PROTOCOLS')
     kind = _SERVICE[protocol]
     out = {}
-    service = {'class': kind, 'virtualAddresses': [_address(listener, vip)],
+    address = _address(listener, vip, route_domain)
+    service = {'class': kind, 'virtualAddresses': [address],
                'virtualPort': _port(listener.get('protocol_port')),
                'enable': lb_on and _enabled(listener),
                'persistenceMethods': []}
@@ -226,10 +234,10 @@ def _port(port):
     return port
 
 
-def _address(listener, vip):
+def _address(listener, vip, route_domain=0):
     cidrs = listener.get('allowed_cidrs') or []
     if not cidrs:
-        return vip.compressed
+        return _in_domain(vip.compressed, route_domain)
     if len(cidrs) > 1:
         safe.reject('allowed_cidrs: AS3 restricts a virtual server to one '
                     'source network; %d given', len(cidrs))
@@ -240,7 +248,16 @@ def _address(listener, vip):
     if net.version != vip.version:
         safe.reject('allowed_cidrs entry %s is not of the VIP\'s address '
                     'family', net)
-    return [vip.compressed, net.compressed]
+    return [_in_domain(vip.compressed, route_domain),
+            _in_domain(net.compressed, route_domain)]
+
+
+def _in_domain(address, route_domain):
+    """``address`` in BIG-IP's ``ADDR%RD[/MASK]`` notation."""
+    if not route_domain:
+        return address
+    addr, slash, mask = address.partition('/')
+    return '%s%%%d%s%s' % (addr, route_domain, slash, mask)
 
 
 def _insert_headers(listener, kind, service, out):
@@ -280,7 +297,7 @@ def _persistence(pool, kind, out):
     return [{'use': name}]
 
 
-def _pool_objects(pool):
+def _pool_objects(pool, route_domain=0):
     pid = names.checked_id('pool', pool.get('pool_id'))
     _unsupported('pool protocol', pool.get('protocol'),
                  'SUPPORTED_POOL_PROTOCOLS')
@@ -294,7 +311,7 @@ def _pool_objects(pool):
         safe.reject('pool tls_enabled (TLS to members) is not supported')
     out = {}
     body = {'class': 'Pool', 'loadBalancingMode': _MODE[pool['lb_algorithm']],
-            'members': _members(pool)}
+            'members': _members(pool, route_domain)}
     if any(m.get('backup') for m in pool.get('members') or []):
         body['minimumMembersActive'] = 1
     hm = pool.get('healthmonitor')
@@ -309,7 +326,7 @@ def _pool_objects(pool):
     return out
 
 
-def _members(pool):
+def _members(pool, route_domain=0):
     members = pool.get('members') or []
     weights = [m.get('weight', 1) for m in members]
     if any(not isinstance(w, int) or not 0 <= w <= 256 for w in weights):
@@ -318,11 +335,12 @@ def _members(pool):
     out = []
     for member, weight in zip(members, weights):
         with safe.about(member.get('member_id')):
-            out.append(_member(member, weight, scale, _enabled(pool)))
+            out.append(_member(member, weight, scale, _enabled(pool),
+                               route_domain))
     return out
 
 
-def _member(member, weight, scale, pool_on):
+def _member(member, weight, scale, pool_on, route_domain=0):
     if member.get('monitor_address') or member.get('monitor_port'):
         safe.reject('member monitor_address / monitor_port are not '
                     'supported (AS3 monitors are per pool)')
@@ -343,7 +361,8 @@ def _member(member, weight, scale, pool_on):
     elif weight == 0:
         state = 'disable'
     return {'servicePort': _port(member.get('protocol_port')),
-            'serverAddresses': [ip.compressed], 'shareNodes': True,
+            'serverAddresses': [_in_domain(ip.compressed, route_domain)],
+            'shareNodes': True,
             'ratio': max(ratio, 1) if weight else 1,
             'priorityGroup': 0 if member.get('backup') else 1,
             'adminState': state}

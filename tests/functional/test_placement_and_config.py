@@ -80,7 +80,7 @@ def test_broken_cluster_sections_are_reported_clearly(tiny):
     logs = tiny.octavia.log_dir
     expected = [
         "[cluster:nosuch] backend: unknown backend 'does-not-exist'; "
-        "installed backends: caddy, fake",
+        "installed backends: caddy, f5, fake",
         '[cluster:badnumber] max_loadbalancers:',
         "[multilb] enabled_clusters lists 'nosection' but the configuration "
         "has no [cluster:nosection] section"]

@@ -21,7 +21,8 @@ from SAP's octavia-f5-provider-driver):
   ``max_tokens`` (100) live tokens a user: the next login answers 400
   ``user <uuid> has reached maximum active login tokens`` (F5 K44237337).
 * ``GET /mgmt/shared/appsvcs/info``, ``/mgmt/shared/appsvcs/settings``,
-  ``/mgmt/tm/sys/version``.
+  ``/mgmt/tm/sys/version``, ``/mgmt/tm/cm/device`` (this device only:
+  ``failover_state``, ``active`` unless a test sets ``standby``).
 * ``GET|POST|DELETE /mgmt/shared/appsvcs/declare[/T1,T2][?async=true]``:
   every body goes through ``tools.localstack.as3_schema.validate`` (422
   ``declaration is invalid`` with the first error, nothing changes); one
@@ -334,11 +335,18 @@ class AS3Device(DeviceState):
                          'serviceDiscoveryEnabled': True}
         if path == '/mgmt/tm/sys/version':
             return 200, _version()
+        if path == '/mgmt/tm/cm/device':
+            return 200, {'kind': 'tm:cm:device:devicecollectionstate',
+                         'items': [{'kind': 'tm:cm:device:devicestate',
+                                    'name': self.device_name,
+                                    'selfDevice': 'true',
+                                    'failoverState': self.failover_state}]}
         return _not_registered(path)
 
     def _control(self, method, path, body):
         """The knobs over HTTP: ``GET /emulator/state``; ``POST
-        /emulator/knobs`` {delay, sync_timeout, tm_busy_503}; ``POST
+        /emulator/knobs`` {delay, sync_timeout, tm_busy_503,
+        failover_state}; ``POST
         /emulator/fail_next`` {code, message}; ``POST
         /emulator/restart_empty``; ``POST /emulator/stats`` {path,
         member, ...fields}; ``POST /emulator/advance_clock``
@@ -353,7 +361,8 @@ class AS3Device(DeviceState):
         if method != 'POST':
             return _no_method(method, path)
         if path == '/emulator/knobs':
-            for key in ('delay', 'sync_timeout', 'tm_busy_503'):
+            for key in ('delay', 'sync_timeout', 'tm_busy_503',
+                        'failover_state'):
                 if key in body:
                     setattr(self, key, body[key])
         elif path == '/emulator/fail_next':

@@ -118,6 +118,8 @@ class DeviceState:
         self.fill_defaults = fill_defaults
         self.basic_auth = basic_auth
         self.tm_busy_503 = tm_busy_503
+        self.failover_state = 'active'     # /mgmt/tm/cm/device
+        self.device_name = 'bigip-emulator.localdomain'
         self.lock = threading.RLock()
         self.clock_offset = 0.0
         self.tokens = {}         # token -> {'user', 'start', 'timeout'}

@@ -61,7 +61,7 @@ def test_cluster_list_table(capsys, conf_path, fleet):
     assert all(line[start - 2:start] == '  ' and line[start] != ' '
                for line in lines[1:5])
     assert ("nosuch: [cluster:nosuch] backend: unknown backend "
-            "'does-not-exist'; installed backends: caddy, fake") in out
+            "'does-not-exist'; installed backends: caddy, f5, fake") in out
     assert 'gone: not in [multilb] enabled_clusters' in out
     # what the operator can do about it
     assert ('its 1 load balancer(s) can only be deleted, and deleting one '
