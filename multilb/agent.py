@@ -58,9 +58,14 @@ class Agent:
         self.workers = {}
         self._schema_checked = False
         self._disagreement = []
+        self._unwatch = None
 
     def start(self):
         self.coordinator.start()
+        # New work wakes its cluster's worker at once (an etcd watch);
+        # the scan every poll_interval stays the way work is found.
+        self._unwatch = self.rt.state.kv.watch_prefix('work/',
+                                                      self._work_arrived)
         LOG.info('multilb agent %s started; clusters enabled: %s; disabled '
                  'by configuration errors: %s',
                  self.coordinator.member_id.decode(),
@@ -173,7 +178,16 @@ class Agent:
             else:
                 self.coordinator.forget(name)
 
+    def _work_arrived(self, key):
+        """``work/<cluster>/<lb>/<seq>`` changed: wake that worker."""
+        worker = self.workers.get(key.split('/')[1] if key.count('/') > 1
+                                  else '')
+        if worker is not None:
+            worker.wake()
+
     def stop(self):
+        if self._unwatch is not None:
+            self._unwatch()
         for name in sorted(self.workers):
             self._stop_worker(name)
         self.coordinator.stop()

@@ -93,6 +93,10 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         return (getattr(self.cluster, 'workers', None)
                 or self.settings.workers_per_cluster)
 
+    def wake(self):
+        """Scan now (new work was written for this cluster)."""
+        self._wake.set()
+
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):

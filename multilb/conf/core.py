@@ -55,7 +55,9 @@ opts = [
     cfg.FloatOpt(
         'poll_interval', default=0.5, min=0.05,
         help='Seconds between two scans of the pending work and the status '
-             'outbox by each cluster worker of the provider agent.'),
+             'outbox by each cluster worker of the provider agent. With an '
+             'etcd store the agent also watches for new work and scans at '
+             'once; the scan then only catches what a watch missed.'),
     cfg.FloatOpt(
         'commit_wait_timeout', default=60.0, min=1.0,
         help='Seconds the agent waits for Octavia to commit an object it was '

@@ -55,5 +55,15 @@ class KVStore(abc.ABC):
             if a check failed, in which case nothing was changed.
         """
 
+    def watch_prefix(self, prefix: str,
+                     on_change: typing.Callable[[str], None]
+                     ) -> typing.Callable[[], None] | None:
+        """Call ``on_change(key)`` soon after a key under ``prefix`` is
+        written or deleted, from a thread of the engine's, until the
+        function returned is called. A hint to act sooner: changes may be
+        missed (reconnects), so nothing may depend on it. None: the
+        engine cannot watch (callers poll)."""
+        return None
+
     def close(self) -> None:
         """Release connections. Must not raise."""

@@ -32,6 +32,7 @@ import base64
 import contextlib
 import logging
 import os
+import threading
 import typing
 import urllib.parse
 
@@ -41,6 +42,9 @@ from multilb.store import base
 from multilb.store import etcd_client
 
 LOG = logging.getLogger(__name__)
+
+WATCH_IDLE = 30.0
+"""Seconds without an event after which a watch is made again."""
 
 DEFAULT_PORT = etcd_client.DEFAULT_PORT
 DEFAULT_PREFIX = '/multilb/'
@@ -217,6 +221,41 @@ class EtcdKVStore(base.KVStore):
                     'result': 'EQUAL', 'create_revision': '0'}
         return {'key': _b64(self._full(key)), 'target': 'MOD',
                 'result': 'EQUAL', 'mod_revision': str(version)}
+
+    def watch_prefix(self, prefix: str,
+                     on_change: typing.Callable[[str], None]
+                     ) -> typing.Callable[[], None]:
+        """Call ``on_change(key)`` (from a thread of its own) soon after
+        a key under ``prefix`` changes; answer the function that stops
+        it. A hint only (see :meth:`base.KVStore.watch_prefix`): the
+        stream is made again every :data:`WATCH_IDLE` seconds without
+        events and after any failure (one second later)."""
+        store.check_key(prefix, prefix=True)
+        start = self._full(prefix)
+        end = _prefix_end(start)
+        stop = threading.Event()
+        client = self._new_client()
+
+        def changed(key: bytes) -> None:
+            try:
+                on_change(key[len(self._root):].decode('ascii'))
+            except Exception:  # noqa: B902 - a hint must not stop watching
+                LOG.exception('etcd watch of %s: handler failed', prefix)
+
+        def watch() -> None:
+            while not stop.is_set():
+                try:
+                    client.watch_keys(start, end, changed, stop, WATCH_IDLE)
+                except (etcd_client.Etcd3Exception, OSError,
+                        ValueError) as exc:
+                    LOG.debug('etcd watch of %s failed, again in 1 s: %s',
+                              prefix, _describe(exc))
+                    stop.wait(1.0)
+            _close_client(client)
+
+        threading.Thread(target=watch, daemon=True,
+                         name='multilb-watch-%s' % prefix).start()
+        return stop.set
 
     def _post(self, path: str, payload: dict) -> dict:
         client = self._clients.get()

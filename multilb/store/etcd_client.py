@@ -41,7 +41,9 @@ Rules of a request (:meth:`FailoverClient.post`):
 
 from __future__ import annotations
 
+import base64
 import errno
+import json as jsonlib
 import logging
 import ssl
 import threading
@@ -241,6 +243,57 @@ class FailoverClient(etcd3gw.Etcd3Client):
         except requests.exceptions.RequestException as exc:
             return None, _mapped(exc, self.endpoints.names[index],
                                  self.timeout), _not_sent(exc)
+
+    def watch_keys(self, start: bytes, end: bytes,
+                   on_key: typing.Callable[[bytes], None],
+                   stop: threading.Event, idle: float) -> None:
+        """Call ``on_key(key)`` for every change of a key in ``[start,
+        end)``, streamed from the current member (etcd's ``watch``), until
+        ``stop`` is set or nothing came for ``idle`` seconds; then return
+        (the caller watches again: etcd3gw's own watches hang for ever
+        once their member restarted, and a re-watch moves to the member
+        in use). Events between two watches are missed: a watch is a
+        hint, never the only way to find work.
+
+        :raises Etcd3Exception: the member could not be asked (it is
+            marked failed: the next watch goes to another).
+        """
+        index = self.endpoints.current
+        name = self.endpoints.names[index]
+        body = {'create_request': {
+            'key': base64.b64encode(start).decode('ascii'),
+            'range_end': base64.b64encode(end).decode('ascii')}}
+        headers = {}
+        try:
+            if self._credentials and self._token is None:
+                self._token = self._authenticate(index)
+            if self._token:
+                headers['Authorization'] = self._token
+            resp = self.session.post(
+                self.endpoints.urls[index] + self.api_path + 'watch',
+                json=body, headers=headers, stream=True,
+                timeout=(self.timeout or 5.0, idle))
+        except requests.exceptions.RequestException as exc:
+            error = _mapped(exc, name, self.timeout)
+            self.endpoints.failed(index, error.detail_text)
+            raise error from None
+        with resp:
+            if resp.status_code != 200:
+                if resp.status_code == 401:
+                    self._token = None
+                raise _error(Etcd3Exception, 'etcd member %s refused a '
+                             'watch: HTTP %d' % (name, resp.status_code))
+            try:
+                for line in resp.iter_lines(chunk_size=None):
+                    if stop.is_set():
+                        return
+                    if not line.strip():
+                        continue
+                    result = jsonlib.loads(line).get('result') or {}
+                    for event in result.get('events') or ():
+                        on_key(base64.b64decode(event['kv']['key']))
+            except requests.exceptions.RequestException:
+                return      # idle for ``idle`` seconds, or the member left
 
     def _authenticate(self, index: int) -> str:
         """A token from the member at ``index`` (etcd's

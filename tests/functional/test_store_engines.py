@@ -162,3 +162,61 @@ class TestEtcdOutage:
             kv.close()
         finally:
             server.stop()
+
+
+class TestEtcdWatch:
+    """The wake-up hint the agent uses for new work (KVStore.watch_prefix)."""
+
+    @staticmethod
+    def _seen(kv, prefix='work/'):
+        seen = []
+        stop = kv.watch_prefix(prefix, seen.append)
+        return seen, stop
+
+    @staticmethod
+    def _until(predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return predicate()
+
+    def test_writes_under_the_prefix_are_seen_others_not(self, kv):
+        seen, stop = self._seen(kv)
+        try:
+            time.sleep(0.3)             # the watch is made
+            kv.commit(puts={'work/alpha/lb-1/0001': '{}', 'lb/lb-1': '{}'})
+            kv.commit(deletes=['work/alpha/lb-1/0001'])
+            assert self._until(lambda: len(seen) >= 2)
+        finally:
+            stop()
+        assert seen == ['work/alpha/lb-1/0001', 'work/alpha/lb-1/0001']
+
+    def test_watch_comes_back_after_etcd_restarts(self, tmp_path):
+        """etcd3gw's own watches hang for ever once etcd restarts; ours
+        is made again (at most WATCH_IDLE seconds later, or at once when
+        the stream breaks)."""
+        server = EtcdServer(str(tmp_path)).start()
+        try:
+            kv = store.get_kv_store(_url(server))
+            seen, stop = self._seen(kv)
+            try:
+                time.sleep(0.3)
+                kv.commit(puts={'work/a/lb/1': '{}'})
+                assert self._until(lambda: 'work/a/lb/1' in seen)
+                server.stop()
+                server.start()
+                assert self._until(lambda: self._write(kv, 'work/a/lb/2')
+                                   and 'work/a/lb/2' in seen, timeout=40)
+            finally:
+                stop()
+                kv.close()
+        finally:
+            server.stop()
+
+    @staticmethod
+    def _write(kv, key):
+        try:
+            kv.commit(puts={key: '{}'})
+        except exceptions.StoreUnavailable:
+            return False
+        return True
