@@ -128,6 +128,18 @@ def test_full_graph_goes_active_on_f5_and_cascade_delete_removes_tenant(
         lambda: {m.operating_status for m in lbc.members(pool.id)} ==
         {'ONLINE'}, timeout=30, what='members ONLINE')
 
+    # the device counts bits: Octavia gets bytes, added to its totals
+    listener = lb.listeners[0]['id']
+    devices[cluster].set_stats(
+        '/%s/lb_%s/vs_%s' % (tenant, lb.id, listener), bits_in=8000,
+        bits_out=24000, tot_conns=4, cur_conns=2)
+    stats = fleet_mod.wait_for(
+        lambda: (lambda s: s if s.bytes_in else None)(
+            lbc.get_listener_statistics(listener)),
+        timeout=30, what='listener statistics')
+    assert (stats.bytes_in, stats.bytes_out, stats.total_connections) == (
+        1000, 3000, 4)
+
     lbc.delete_load_balancer(lb, cascade=True)
     fleet_mod.wait_for(lambda: gone(lbc.get_load_balancer, lb.id),
                        what='LB gone')
