@@ -148,11 +148,16 @@ class F5Backend(base.ApplianceBackend):
                          help='Seconds one declaration may run on a device '
                               'before multilb stops waiting for it (30 to '
                               '180 s are common on loaded devices).'),
-            cfg.FloatOpt('change_timeout', default=1800.0, min=1.0,
+            cfg.FloatOpt('change_timeout', default=240.0, min=1.0,
                          help='Seconds a change of a load balancer may '
-                              'wait for its turn and its declaration; '
-                              'then the agent retries it (it stays '
-                              'queued meanwhile).'),
+                              'wait for its turn and its declaration. '
+                              'Then, unless its declaration is running, '
+                              'it is withdrawn and the agent retries it '
+                              '(keeping its place in the queue) until '
+                              '[multilb] apply_retry_timeout (300 s by '
+                              'default) and then reports ERROR: keep it '
+                              'below that, and raise both for devices with '
+                              'long queues.'),
             cfg.FloatOpt('task_poll_interval', default=1.0, min=0.05,
                          help='Seconds between two reads of a running '
                               'declaration\'s task.'),
@@ -252,6 +257,11 @@ class F5Backend(base.ApplianceBackend):
                                           fields.get('monitor_port')):
             problem = ('member monitor_address / monitor_port are not '
                        'supported (monitors are per pool); supported: none')
+        elif object_type == 'l7rule' and fields.get('compare_type') == \
+                'REGEX':
+            problem = ('l7rule compare_type REGEX is not supported (BIG-IP '
+                       'policies have no regular expressions); supported: '
+                       'CONTAINS, ENDS_WITH, EQUAL_TO, STARTS_WITH')
         elif object_type == 'healthmonitor':
             delay, retries = fields.get('delay'), fields.get(
                 'max_retries_down')
@@ -364,7 +374,7 @@ class F5Backend(base.ApplianceBackend):
         app = translate.application(graph, self._route_domain(graph))
         self._queue.submit(tenant, names.application(lb_id), app,
                            self.cluster.options.get('change_timeout',
-                                                    1800.0), lb=lb_id)
+                                                    240.0), lb=lb_id)
         with self._lock:
             self._tenants[lb_id] = tenant
             self._applied.add(lb_id)
@@ -379,7 +389,7 @@ class F5Backend(base.ApplianceBackend):
             t for t, apps in self._listing().items() if app in apps]
         for name in tenants:
             self._queue.submit(name, app, None, self.cluster.options.get(
-                'change_timeout', 1800.0), lb=loadbalancer_id)
+                'change_timeout', 240.0), lb=loadbalancer_id)
         with self._lock:
             self._tenants.pop(loadbalancer_id, None)
             self._applied.discard(loadbalancer_id)
@@ -421,7 +431,8 @@ class F5Backend(base.ApplianceBackend):
                 problems.append('%s: %s' % (probe.name, exc))
                 continue
             answered.append((endpoint, state))
-        active = [e for e, state in answered if state == 'active']
+        active = [e for e, state in answered if state == 'active'
+                  and not self._checked.get(e)]
         if active and active[0] != self._active:
             LOG.warning('Cluster %s: device %s is now the active one '
                         '(was %s)', self.cluster.name,
@@ -431,7 +442,8 @@ class F5Backend(base.ApplianceBackend):
             self._listed_at = None   # compare with the new device now
         detail = '%d of %d devices answer' % (len(answered),
                                               len(self._probes))
-        if answered and not active:
+        if answered and not active and not any(
+                self._checked.get(e) for e, _ in answered):
             problems.append('no device says it is active')
         problems += [p for p in (self._checked.get(e) for e, _ in answered)
                      if p]

@@ -19,8 +19,10 @@ sends them from one thread:
   sent again one application at a time, so only the bad one fails.
 
 Callers block in :meth:`submit` until their change is on the device, was
-refused, or ``timeout`` passed (then BackendUnavailable: the agent retries
-with its latest graph, which replaces the pending one).
+refused, or ``timeout`` passed: then the change is withdrawn unless its
+declaration is already running, and BackendUnavailable tells the agent to
+retry. A retry of a change that timed out keeps its original place (the
+oldest change goes first), so waiting never starves a load balancer.
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ LOG = logging.getLogger(__name__)
 
 
 class _Change:
-    __slots__ = ('tenant', 'app', 'body', 'since', 'done', 'error', 'lb')
+    __slots__ = ('tenant', 'app', 'body', 'since', 'done', 'error', 'lb',
+                 'withdrawn')
 
     def __init__(self, tenant, app, body, lb):
         self.tenant, self.app, self.body, self.lb = tenant, app, body, lb
         self.since = time.monotonic()
         self.done = threading.Event()
         self.error = None
+        self.withdrawn = False
 
     def finish(self, error=None):
         self.error = error
@@ -67,6 +71,7 @@ class DeclarationQueue:
         self.busy_wait_max = busy_wait_max
         self._cond = threading.Condition()
         self._pending = {}     # (tenant, app) -> [_Change, waiters...]
+        self._since = {}       # (tenant, app) -> first submit (withdrawn)
         self._stopping = False
         self._thread = None
         self._sleep = sleep
@@ -102,11 +107,13 @@ class DeclarationQueue:
         :raises BackendUnavailable: not done within ``timeout`` seconds.
         """
         change = _Change(tenant, app, body, lb)
+        key = (tenant, app)
         with self._cond:
             if self._stopping:
                 raise exceptions.BackendUnavailable(
                     'cluster %s: backend stopped' % self.name)
-            group = self._pending.get((tenant, app))
+            change.since = self._since.pop(key, change.since)
+            group = self._pending.get(key)
             if group:
                 # the newer change is the one to send; everyone waiting
                 # for the older one gets its outcome
@@ -115,13 +122,35 @@ class DeclarationQueue:
             else:
                 self._pending[(tenant, app)] = [change]
             self._cond.notify_all()
-        if not change.done.wait(timeout):
+        if not change.done.wait(timeout) and self._withdraw(change):
             raise exceptions.BackendUnavailable(
                 'cluster %s: change of %s/%s not on the device after %.0f '
-                's (device busy or slow; it stays queued)' % (
+                's (device busy or slow); withdrawn' % (
                     self.name, tenant, app, timeout))
+        change.done.wait()
         if change.error is not None:
             raise change.error
+
+    def _withdraw(self, change):
+        """Take a change that timed out out of the queue, with the older
+        changes of its application it replaced (their waiters get the
+        same answer); False when its declaration is running or done (the
+        caller takes that outcome)."""
+        key = (change.tenant, change.app)
+        with self._cond:
+            group = self._pending.get(key)
+            if group is None or change not in group:
+                # being sent: if the device turns it away busy, it is not
+                # put back (see _put_back); else its outcome stands
+                change.withdrawn = True
+                return False
+            del self._pending[key]
+            self._since[key] = min(c.since for c in group)
+        error = exceptions.BackendUnavailable(
+            'cluster %s: change of %s/%s withdrawn: a newer one timed out'
+            % (self.name, change.tenant, change.app))
+        _finish([c for c in group if c is not change], error)
+        return True
 
     def pending(self):
         with self._cond:
@@ -146,6 +175,17 @@ class DeclarationQueue:
         return tenant, adds, removes
 
     def _put_back(self, groups):
+        withdrawn = [g for g in groups if g[0].withdrawn]
+        groups = [g for g in groups if not g[0].withdrawn]
+        with self._cond:
+            for group in withdrawn:
+                key = (group[0].tenant, group[0].app)
+                self._since[key] = min(c.since for c in group)
+        for group in withdrawn:
+            _finish(group, exceptions.BackendUnavailable(
+                'cluster %s: change of %s/%s withdrawn: not on the device '
+                'in time (device busy)' % (self.name, group[0].tenant,
+                                           group[0].app)))
         with self._cond:
             for group in groups:
                 key = (group[0].tenant, group[0].app)

@@ -369,3 +369,38 @@ def test_stop_deletes_the_tokens_it_made(device):
         backend.stop()
     assert device.counters['logins'] == 6
     assert device.tokens == {}
+
+
+def test_a_change_that_waits_too_long_is_withdrawn_and_keeps_its_place(
+        device):
+    """The device is held by someone else for longer than change_timeout:
+    the apply fails as unavailable and nothing of it reaches the device
+    later; its retry is sent first when the device frees."""
+    backend = make(device, change_timeout=0.3, busy_wait=0.05,
+                   busy_wait_max=0.05)
+    device.delay = 1.0
+    other = client_mod.AS3Client(
+        transport.Transport(device.url, 2, 10, retries=0), 'admin',
+        PASSWORD)
+    threading.Thread(target=other.declare_applications, args=(
+        'Operator', {'app': {'class': 'Application'}}, '3.56.0')).start()
+    while not device.busy:
+        pass
+    try:
+        with pytest.raises(exceptions.BackendUnavailable) as err:
+            backend.apply_loadbalancer(graph('lb-late'))
+        assert 'withdrawn' in str(err.value)
+        time.sleep(1.2)                      # the device is free again
+        assert TENANT not in device.tenants  # the withdrawn change never came
+        device.delay = 0
+        backend.apply_loadbalancer(graph('lb-late'))   # the agent's retry
+    finally:
+        backend.stop()
+    assert held(device)[TENANT] == ['lb_lb-late']
+
+
+def test_regex_rules_are_refused_at_the_api():
+    with pytest.raises(exceptions.UnsupportedFeature) as err:
+        f5.F5Backend.check_supported('l7rule', {'compare_type': 'REGEX'})
+    assert 'supported: CONTAINS, ENDS_WITH, EQUAL_TO, STARTS_WITH' in str(
+        err.value)
