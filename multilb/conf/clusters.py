@@ -256,6 +256,24 @@ def _load_one(conf, name):
                          options=backend_values)
 
 
+def _check_shared_appliance(cluster, loaded):
+    """Refuse a cluster whose appliance endpoints (IP and port) another
+    enabled cluster already has: each would take the other's load
+    balancers for orphans and remove them."""
+    mine = {(ip, port) for ip, port in cluster.backend_class
+            .management_addresses(cluster.options) if port is not None}
+    for other in loaded.values():
+        shared = mine & {(ip, port) for ip, port in other.backend_class
+                         .management_addresses(other.options)}
+        if shared:
+            ip, port = sorted(shared)[0]
+            raise exceptions.ConfigError(
+                '[%s] endpoints: the appliance at %s:%s is cluster %s\'s '
+                'too; an appliance belongs to one cluster (each would remove '
+                'the other\'s load balancers as orphans)' % (
+                    section(cluster.name), ip, port, other.name))
+
+
 def load_clusters(conf) -> ClusterSet:
     """Validate every enabled cluster; log one ERROR per broken one."""
     clusters, errors = {}, {}
@@ -278,9 +296,12 @@ def load_clusters(conf) -> ClusterSet:
             continue
         seen.add(name)
         try:
-            clusters[name] = _load_one(conf, name)
+            cluster = _load_one(conf, name)
+            _check_shared_appliance(cluster, clusters)
         except exceptions.ConfigError as exc:
             errors[name] = str(exc)
+        else:
+            clusters[name] = cluster
     for name, error in errors.items():
         LOG.error('Cluster %s is disabled: %s', name, error)
     for section_name in conf.list_all_sections():

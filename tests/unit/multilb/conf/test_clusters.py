@@ -212,3 +212,21 @@ def test_backends_sharing_option_names_keep_their_own_defaults(tmp_path):
     assert bigip.options['endpoints'] == ['https://192.0.2.10']
     assert found.clusters['bigip-fast'].options['endpoints'] == [
         'https://192.0.2.20']
+
+
+def test_two_clusters_on_one_appliance_is_an_error_for_the_second(
+        tmp_path, caplog):
+    found = load(tmp_path, {
+        'bigip': {'backend': 'f5', 'endpoints': 'https://192.0.2.10',
+                  'password': 'pw'},
+        'bigip-too': {'backend': 'f5',
+                      'endpoints': 'https://192.0.2.11, https://192.0.2.10',
+                      'password': 'pw'},
+        'other': {'backend': 'f5', 'endpoints': 'https://192.0.2.10:8443',
+                  'password': 'pw'},
+    })
+    assert set(found.clusters) == {'bigip', 'other'}
+    assert found.errors['bigip-too'] == (
+        "[cluster:bigip-too] endpoints: the appliance at 192.0.2.10:443 is "
+        "cluster bigip's too; an appliance belongs to one cluster (each "
+        "would remove the other's load balancers as orphans)")
