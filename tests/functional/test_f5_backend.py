@@ -264,3 +264,23 @@ def test_device_restarted_empty_gets_its_tenants_back(mixed):
 def test_credentials_stay_out_of_the_logs(mixed):
     fleet = mixed[0]
     assert PASSWORD not in fleet.agent_log()
+
+
+def test_orphan_application_is_removed_and_others_are_left_alone(mixed):
+    """An application in a multilb tenant that no placed load balancer
+    owns (a delete the device missed) goes at the next orphan sweep; the
+    operator's own partition is never touched."""
+    _fleet, devices, _caddy, _flavors = mixed
+    device = devices['bigip-a']
+    orphan = '0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f'
+    tenant = 'mlb_proj-orphan_%s' % NETWORK
+    with device.lock:      # as if declared earlier, then missed
+        device.set_tenant(tenant, {'class': 'Tenant', 'lb_' + orphan: {
+            'class': 'Application'}})
+        device.set_tenant('Operator', {'class': 'Tenant', 'lb_mine': {
+            'class': 'Application'}})
+    assert tenant in device.tenants
+    fleet_mod.wait_for(lambda: tenant not in device.tenants, timeout=60,
+                       what='orphan tenant removed')
+    assert 'Operator' in device.tenants
+    assert device.counters['delete_all'] == 0
