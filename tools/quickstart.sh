@@ -21,8 +21,11 @@
 #     (multilb's `caddy` backend drives them through their admin APIs),
 #     serving the loopback VIP pool 127.A.X.0/24: multilb gives each load
 #     balancer an address of it as its VIP, and the nodes bind exactly it;
+#   * an F5 BIG-IP AS3 device EMULATOR, dc1-bigip-emulated (multilb's `f5`
+#     backend declares to it; it validates against F5's published AS3
+#     schema but carries no traffic: no BIG-IP can run here);
 #   * etcd, MariaDB, the real octavia-driver-agent and octavia-api with
-#     multilb enabled over the two clusters; multilb keeps its state in
+#     multilb enabled over the three clusters; multilb keeps its state in
 #     SQLite and its locks in files (the single-host embedded defaults,
 #     under .quickstart/stack/multilb instead of /var/lib/multilb); the
 #     provider agent serves Prometheus metrics on a free port of
@@ -32,7 +35,9 @@
 # cluster (a flavor pins them), waits for ACTIVE, shows them with the
 # `openstack` CLI, reads their VIPs with it, prints where they landed and
 # sends real HTTP requests to those VIPs (both members must answer), and
-# prints the agent's multilb_* metrics of that cluster. Run
+# prints the agent's multilb_* metrics of that cluster, then creates a
+# third load balancer with a flavor {"backend": "f5"} and shows the AS3
+# application the emulated device holds for it. Run
 # `up` again to repeat the demo on the running stack. The stack keeps
 # running until `down`, which also removes the member lab.
 #
@@ -48,6 +53,7 @@ CONF=$QS/multilb-quickstart.conf
 METRICS_PORT_FILE=$STACK/metrics-port    # chosen when the stack starts
 PYTHON=${PYTHON:-python3}
 CLUSTERS=(dc1-caddy-a dc1-caddy-b)
+AS3_DEVICES=(dc1-bigip-emulated)   # F5 AS3 device EMULATORS (not BIG-IPs)
 NODES=2      # Caddy nodes per cluster
 MEMBERS=2    # member HTTP servers m1..mN
 
@@ -59,6 +65,9 @@ localstack_args() {
         --members "$MEMBERS"
     for cluster in "${CLUSTERS[@]}"; do
         printf '%s\n' --caddy-cluster "$cluster:$NODES"
+    done
+    for cluster in "${AS3_DEVICES[@]}"; do
+        printf '%s\n' --as3-device "$cluster"
     done
 }
 
@@ -104,7 +113,8 @@ conf_text() {
     metrics_port=$(cat "$METRICS_PORT_FILE" 2>/dev/null || echo 0)
     local lines=(
         "[multilb]"
-        "enabled_clusters = $(IFS=,; echo "${CLUSTERS[*]}" | sed 's/,/, /g')"
+        "enabled_clusters = $(IFS=,; echo "${CLUSTERS[*]} ${AS3_DEVICES[*]}" |
+                              sed 's/[, ]\+/, /g')"
         "# the embedded single-host defaults, moved from /var/lib/multilb"
         "store_url = sqlite:///$STACK/multilb/state.db"
         "coordination_url = file://$STACK/multilb/locks"
@@ -238,6 +248,6 @@ case ${1:-up} in
     up) up ;;
     down) down ;;
     status) status ;;
-    -h|--help|help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) echo "usage: $0 [up|down|status]" >&2; exit 2 ;;
 esac

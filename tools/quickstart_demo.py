@@ -39,12 +39,18 @@ own, never on loopback), read from its ``stack.json``:
 7. prints the ``multilb_*`` lines of that cluster (and of the agent) from
    the provider agent's Prometheus endpoint (``[multilb] metrics_port`` of
    Octavia's configuration, on 127.0.0.1): it must answer and count both
-   load balancers.  Exits 1 if any of that fails.
+   load balancers;
+8. a second vendor: creates (once) the flavor ``qs-f5`` (``{"backend":
+   "f5"}``) and ``qs-bigip`` with it, on the stack's F5 AS3 device
+   EMULATOR cluster, waits for ACTIVE and prints the AS3 tenant and
+   application the emulator holds for it (no traffic: an emulator).
+   Exits 1 if any of that fails.
 
     python tools/quickstart_demo.py --stack-json .quickstart/stack/stack.json
 """
 
 import argparse
+import base64
 import collections
 import configparser
 import ipaddress
@@ -65,10 +71,12 @@ sys.path.insert(0, REPO)
 from tools.localstack import caddy  # noqa: E402
 
 # Two tenants: each load balancer in a project of its own.
-PROJECTS = {'qs-web': 'qs-project-a', 'qs-small': 'qs-project-b'}
+PROJECTS = {'qs-web': 'qs-project-a', 'qs-small': 'qs-project-b',
+            'qs-bigip': 'qs-project-a'}
 NAMES = tuple(PROJECTS)
 PORT = 80           # both listen on it, each on its own VIP
 FLAVOR = 'qs-one-cluster'
+F5_FLAVOR = 'qs-f5'
 REQUESTS = 6
 SEPARATOR = '--'  # Caddy server keys: <lb id>--<listener id>
 
@@ -210,6 +218,66 @@ def ensure_flavor(lbc, api, cluster):
     cli(api, 'flavor', 'create', '--name', FLAVOR, '--flavorprofile',
         FLAVOR + '-profile', '--enable', '-c', 'name', '-c', 'enabled')
     return lbc.find_flavor(FLAVOR, ignore_missing=False).id
+
+
+def ensure_f5_flavor(lbc, api):
+    """The flavor of the ``f5`` backend (any cluster of it)."""
+    flavor = lbc.find_flavor(F5_FLAVOR)
+    if flavor is not None:
+        return flavor.id
+    cli(api, 'flavorprofile', 'create', '--name', F5_FLAVOR + '-profile',
+        '--provider', 'multilb', '--flavor-data',
+        json.dumps({'backend': 'f5'}), '-c', 'name', '-c', 'flavor_data')
+    cli(api, 'flavor', 'create', '--name', F5_FLAVOR, '--flavorprofile',
+        F5_FLAVOR + '-profile', '--enable', '-c', 'name', '-c', 'enabled')
+    return lbc.find_flavor(F5_FLAVOR, ignore_missing=False).id
+
+
+def as3_get(device, path):
+    """GET of the AS3 emulator's REST API as its user."""
+    request = urllib.request.Request(device['url'] + path, headers={
+        'Authorization': 'Basic ' + base64.b64encode(('%s:%s' % (
+            device['user'], device['password'])).encode()).decode()})
+    with HTTP.open(request, timeout=10) as resp:
+        body = resp.read()
+        return json.loads(body) if body else {}
+
+
+def second_vendor(stack, lbc, api, common, member, wait):
+    """A load balancer on the emulated F5 cluster (flavor backend f5)
+    and the AS3 application the emulator holds for it."""
+    devices = stack.get('as3_devices') or {}
+    if not devices:
+        return
+    name, device = sorted(devices.items())[0]
+    section('a second vendor: %s, an F5 AS3 device EMULATOR (not a '
+            'BIG-IP: it validates every declaration against F5\'s '
+            'published AS3 schema, nothing carries traffic)' % name)
+    flavor_id = ensure_f5_flavor(lbc, api)
+    lb = create(lbc, 'qs-bigip', wait, listeners=small_graph(PORT, member),
+                **dict(common, flavor_id=flavor_id))
+    declared = as3_get(device, '/mgmt/shared/appsvcs/declare')
+    app_name = 'lb_' + lb.id
+    found = [(tenant, body[app_name]) for tenant, body in declared.items()
+             if isinstance(body, dict) and app_name in body]
+    if not found:
+        raise DemoFailed('the AS3 emulator holds no application %s'
+                         % app_name)
+    tenant, app = found[0]
+    print('  AS3 tenant %s (project %s, VIP network), application %s:'
+          % (tenant, PROJECTS['qs-bigip'], app_name))
+    for obj_name, obj in sorted(app.items()):
+        if isinstance(obj, dict):
+            extra = ''
+            if obj.get('virtualAddresses'):
+                extra = ' %s:%s' % (obj['virtualAddresses'][0],
+                                    obj.get('virtualPort'))
+            elif obj.get('members'):
+                extra = ' members %s' % ', '.join(
+                    '%s:%s' % (m['serverAddresses'][0], m['servicePort'])
+                    for m in obj['members'])
+            print('    %-50s %s%s' % (obj_name, obj.get('class'), extra))
+    manage(stack['octavia']['conf_path'], 'cluster', 'show', name)
 
 
 def create(lbc, name, wait, **kwargs):
@@ -481,6 +549,7 @@ def run(args):
 
     traffic(web, small, vips, members[:2])
     show_metrics(stack['octavia']['conf_path'], cluster, (web, small))
+    second_vendor(stack, lbc, api, common, members[0], args.wait)
     section('try it yourself')
     print('  curl %s/          # %s, round robin'
           % (vip_url(vips[web.name]), web.name))

@@ -32,6 +32,7 @@ from tools.localstack import EtcdServer, MariaDBServer, OctaviaStack
 from tools.localstack import caddy as ls_caddy
 from tools.localstack import netns
 from tools.localstack import vip_pool
+from tools.localstack.as3_process import AS3DeviceProcess
 from tools.localstack.members import MemberProcess
 from tools.localstack.process import (descendants, pid_alive, proc_cmdline,
                                       proc_stat, processes_mentioning)
@@ -141,6 +142,25 @@ def test_member_process_answers_with_its_name_and_stops(tmp_path,
         _get(member.url + '/')
     with open(member.log_path) as f:
         assert '"GET /some/path HTTP/1.1" 200' in f.read()
+
+
+def test_as3_device_process_serves_its_generated_user_and_stops(tmp_path):
+    device = AS3DeviceProcess(tmp_path, 'bigip-x')
+    try:
+        device.start()
+        assert device.get('/mgmt/shared/appsvcs/info')[1]['version'] == \
+            '3.56.0'
+        assert len(device.password) >= 24
+        assert str(tmp_path) in proc_cmdline(device.service.pid)
+        wrong = AS3DeviceProcess(tmp_path, 'bigip-x', port=device.port,
+                                 password='not-it')
+        with pytest.raises(urllib.error.HTTPError) as err:
+            wrong.get('/mgmt/shared/appsvcs/declare')
+        assert err.value.code == 401
+        identity = (device.service.pid, device.service.starttime)
+    finally:
+        device.stop()
+    assert not pid_alive(*identity)
 
 
 # ------------------------------------------------------ MariaDB + Octavia

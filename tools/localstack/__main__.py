@@ -3,7 +3,8 @@
     python -m tools.localstack up --workdir DIR [--extra-conf FILE]
         [--provider multilb[,noop_driver]] [--provider-agents multilb]
         [--api-count N] [--venv-bin DIR] [--debug]
-        [--caddy-cluster NAME[:NODES]]... [--members N]
+        [--caddy-cluster NAME[:NODES]]... [--as3-device NAME]...
+        [--members N]
         [--member-subnet 198.18.X.0/24] [--vip-pool 127.X.Y.0/24]
     python -m tools.localstack down --workdir DIR
     python -m tools.localstack status --workdir DIR
@@ -28,6 +29,12 @@ its configuration):
   may go into a ``[cluster:NAME]`` section there too (oslo.config merges
   repeated sections; the generated options come last and win, and
   ``vip_pools`` lists there are kept, with ``loopback`` added).
+* ``--as3-device NAME`` (repeatable) starts an F5 AS3 device EMULATOR
+  (as3_process.py: not a BIG-IP, nothing carries traffic; a user ``admin``
+  with a generated password) and appends a ``[cluster:NAME]`` section with
+  ``backend = f5``, its URL and credentials (and the VIP pool, when there
+  is one).  stack.json records it under ``as3_devices`` (with the
+  password: a lab's).
 * With Caddy clusters, a loopback VIP pool (vip_pool.py): ``[multilb]
   vip_pools = loopback`` and ``[vip_pool:loopback]`` with ``cidr =
   127.A.X.0/24`` for the member lab's ``198.A.X.0/24`` (so unique among
@@ -62,6 +69,7 @@ import re
 import sys
 
 from . import vip_pool
+from .as3_process import AS3DeviceProcess
 from .caddy import CaddyCluster
 from .etcd import EtcdServer
 from .mariadb import MariaDBServer
@@ -112,7 +120,16 @@ def caddy_cluster_spec(value):
     return match.group(1), int(match.group(2) or 2)
 
 
-def cluster_conf(clusters, pool, extra=''):
+def _cluster_name(value):
+    """A multilb cluster name; an argparse type."""
+    match = CLUSTER_RE.match(value)
+    if not match or match.group(2):
+        raise argparse.ArgumentTypeError(f'{value!r}: expected a cluster '
+                                         f'name')
+    return value
+
+
+def cluster_conf(clusters, pool, extra='', devices=()):
     """The ``[cluster:NAME]`` sections telling multilb where the Caddy
     clusters we started are, and their loopback VIP pool.  ``vip_pools``
     lists of ``extra`` (the ``--extra-conf`` text) are kept: these sections
@@ -133,6 +150,16 @@ def cluster_conf(clusters, pool, extra=''):
         lines += ['', f'[cluster:{cluster.name}]', 'backend = caddy',
                   'endpoints = ' + ', '.join(cluster.endpoints),
                   'vip_pools = ' + pools(f'cluster:{cluster.name}')]
+    for device in devices:
+        lines += ['', f'[cluster:{device.name}]',
+                  '# an F5 AS3 device EMULATOR (tools/localstack/'
+                  'as3_device.py),', '# not a BIG-IP: nothing carries '
+                  'traffic', 'backend = f5', f'endpoints = {device.url}',
+                  f'username = {device.describe()["user"]}',
+                  f'password = {device.password}',
+                  'divergence_check_interval = 10']
+        if pool is not None:
+            lines.append('vip_pools = ' + pools(f'cluster:{device.name}'))
     return '\n'.join(lines) + '\n'
 
 
@@ -202,7 +229,8 @@ class _Recorder:
 def _choose_pool(args, lab):
     """The loopback VIP pool of the Caddy clusters (``PoolError`` if its
     range is in use)."""
-    names = [name for name, _nodes in args.caddy_cluster]
+    names = [name for name, _nodes in args.caddy_cluster] + list(
+        args.as3_device)
     if args.vip_pool:
         return vip_pool.LoopbackPool(vip_pool.check(args.vip_pool), names)
     cidr = vip_pool.for_lab(lab.subnet)
@@ -233,11 +261,19 @@ def _start_appliances(args, rec, extra):
                                             detach=True))
         clusters.append(cluster.start())
         rec.record('caddy_clusters', cluster, key=name)
+    devices = []
+    for name in args.as3_device:
+        device = rec.starting(AS3DeviceProcess(args.workdir, name,
+                                               detach=True))
+        devices.append(device.start())
+        rec.record('as3_devices', device, key=name)
     for i in range(1, args.members + 1):
         member = rec.starting(MemberProcess(args.workdir, f'm{i}',
                                             detach=True, lab=lab))
         rec.record('members', member.start(), key=member.name)
-    return cluster_conf(clusters, pool, extra) if clusters else ''
+    if not (clusters or devices):
+        return ''
+    return cluster_conf(clusters, pool, extra, devices)
 
 
 def up(args):
@@ -248,8 +284,9 @@ def up(args):
         LOG.error('%s is already up; run down first', workdir)
         return 1
     names = [name for name, _nodes in args.caddy_cluster]
-    if len(set(names)) != len(names):
-        LOG.error('--caddy-cluster names must differ: %s', names)
+    if len(set(names + args.as3_device)) != len(names + args.as3_device):
+        LOG.error('--caddy-cluster and --as3-device names must differ: %s',
+                  names + args.as3_device)
         return 2
     if args.vip_pool and not names:
         LOG.error('--vip-pool is the VIP pool of the Caddy clusters: it '
@@ -312,6 +349,8 @@ def _services(component):
             zip(component.api_services, component.api_urls))
     elif isinstance(component, CaddyCluster):
         pairs = [(node.service, node.admin_url) for node in component]
+    elif isinstance(component, AS3DeviceProcess):
+        pairs = [(component.service, component.url)]
     elif isinstance(component, (MemberProcess, EtcdServer)):
         url = getattr(component, 'url', None) or getattr(
             component, 'client_url', None)
@@ -417,6 +456,11 @@ def main(argv=None):
                            help='start a cluster of NODES (default 2) Caddy '
                            'nodes and configure it as multilb cluster NAME '
                            '(repeatable)')
+            p.add_argument('--as3-device', action='append', default=[],
+                           type=_cluster_name, metavar='NAME',
+                           help='start an F5 AS3 device EMULATOR (not a '
+                           'BIG-IP) and configure it as multilb cluster '
+                           'NAME, backend f5 (repeatable)')
             p.add_argument('--members', type=int, default=0, metavar='N',
                            help='start N member HTTP servers m1..mN in a '
                            'member lab (a network namespace; needs root)')

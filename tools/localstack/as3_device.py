@@ -415,6 +415,8 @@ def main(argv=None):
                        help='seconds every declaration takes')
     serve.add_argument('--sync-timeout', type=float, default=45.0)
     serve.add_argument('--tls', nargs=2, metavar=('CERT', 'KEY'))
+    serve.add_argument('--workdir', help='the stack that owns this process '
+                       '(tools.localstack down recognises it by it)')
     args = parser.parse_args(argv)
     users = dict(u.split(':', 1) for u in args.user) or None
     device = AS3Device(host=args.host, port=args.port, tls=args.tls,
