@@ -93,7 +93,9 @@ class F5Backend(base.ApplianceBackend):
     SUPPORTED_L7_RULE_TYPES = translate.SUPPORTED['SUPPORTED_L7_RULE_TYPES']
     BINDS_ADDRESSES = True
     OBSERVES_HEALTH = True
-    PARALLEL_APPLIES = 32     # they wait in the device's queue: coalesced
+    # applies wait in the device's queue, where the changes of a tenant
+    # that wait together go in one declaration: let a burst wait together
+    PARALLEL_APPLIES = 100
 
     @classmethod
     def get_config_options(cls):

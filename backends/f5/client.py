@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import urllib.parse
 
@@ -134,6 +135,8 @@ class AS3Client:
         self._clock = clock
         self._token = None
         self._expires = 0.0
+        # one token for every thread of the backend (a user holds 100)
+        self._login_lock = threading.Lock()
 
     @property
     def name(self):
@@ -171,7 +174,8 @@ class AS3Client:
         """Delete this client's token on the device (a user holds at most
         100: an agent that restarts must not leave its own behind).
         Never raises."""
-        token, self._token = self._token, None
+        with self._login_lock:
+            token, self._token = self._token, None
         if token is None:
             return
         try:
@@ -182,9 +186,10 @@ class AS3Client:
             LOG.debug('%s: token not deleted: %s', self.name, exc)
 
     def _headers(self):
-        if self._token is None or self._clock() >= self._expires:
-            self._login()
-        return {'X-F5-Auth-Token': self._token}
+        with self._login_lock:
+            if self._token is None or self._clock() >= self._expires:
+                self._login()
+            return {'X-F5-Auth-Token': self._token}
 
     def request(self, method, path, json=None):
         """One authenticated request; logs in again once on a 401."""
@@ -196,7 +201,9 @@ class AS3Client:
             except exceptions.BackendRejected as exc:
                 if getattr(exc, 'status', None) != 401 or attempt == 2:
                     raise
-                self._token = None
+                with self._login_lock:
+                    if self._token == headers['X-F5-Auth-Token']:
+                        self._token = None
         raise AssertionError('unreachable')  # pragma: no cover
 
     # -- reads ---------------------------------------------------------------
@@ -276,6 +283,31 @@ class AS3Client:
             body[_check_name('application', name)] = application
         self._run('POST', '%s/%s/applications?async=true' % (
             DECLARE, _check_name('tenant', tenant)), body)
+
+    def applications(self, tenant):
+        """Names of the applications ``tenant`` holds (none if it does
+        not exist)."""
+        try:
+            body = self.request('GET', '%s/%s/applications' % (
+                DECLARE, _check_name('tenant', tenant)))[1]
+        except exceptions.BackendRejected as exc:
+            if getattr(exc, 'status', None) == 404:
+                return set()
+            raise
+        return {name for name, value in (body or {}).items()
+                if isinstance(value, dict)
+                and value.get('class') == 'Application'}
+
+    def delete_tenant(self, tenant):
+        """Remove one tenant and everything in it (one declaration); one
+        that is not there is a success. Never every tenant: the name is
+        required."""
+        path = '%s/%s?async=true' % (DECLARE, _check_name('tenant', tenant))
+        try:
+            self._run('DELETE', path, None)
+        except exceptions.BackendRejected as exc:
+            if getattr(exc, 'status', None) != 404:
+                raise
 
     def delete_application(self, tenant, application):
         """Remove one application (the tenant goes with its last); one

@@ -9,7 +9,11 @@ sends them from one thread:
 * all pending additions and replacements of one tenant go in one
   per-application declaration (``POST /declare/<tenant>/applications``);
   tenants take turns, oldest change first; removals go one by one
-  (``DELETE .../applications/<app>``: AS3 has no batch form of it);
+  (``DELETE .../applications/<app>``: AS3 has no batch form of it),
+  except when they remove every application the tenant holds (read from
+  the device first): then one ``DELETE /declare/<tenant>`` does;
+* the first change after an idle spell waits ``gather`` seconds (0.2)
+  for the others of its burst;
 * a newer change of an application replaces its pending one (its waiters
   get the newer outcome: the newer graph is what the cluster must hold);
 * busy (the device lock) puts the changes back and waits, doubling the
@@ -48,6 +52,8 @@ class _Change:
         self.withdrawn = False
 
     def finish(self, error=None):
+        if self.done.is_set():
+            return          # the first outcome stands
         self.error = error
         self.done.set()
 
@@ -63,12 +69,13 @@ class DeclarationQueue:
     """
 
     def __init__(self, client, schema_version, name, busy_wait=2.0,
-                 busy_wait_max=30.0, sleep=None):
+                 busy_wait_max=30.0, sleep=None, gather=0.2):
         self._client = client if callable(client) else (lambda: client)
         self.schema_version = schema_version
         self.name = name
         self.busy_wait = busy_wait
         self.busy_wait_max = busy_wait_max
+        self.gather = gather
         self._cond = threading.Condition()
         self._pending = {}     # (tenant, app) -> [_Change, waiters...]
         self._since = {}       # (tenant, app) -> first submit (withdrawn)
@@ -162,8 +169,13 @@ class DeclarationQueue:
         """The next batch: ``(tenant, [groups to add], [groups to
         remove])`` of the tenant with the oldest pending change."""
         with self._cond:
+            idle = not self._pending
             while not self._pending and not self._stopping:
                 self._cond.wait()
+            if idle and self.gather and not self._stopping:
+                # the first change of a burst: let its fellows arrive
+                self._cond.wait_for(lambda: self._stopping,
+                                    timeout=self.gather)
             if self._stopping:
                 return None
             oldest = min(self._pending.values(), key=lambda g: g[0].since)
@@ -207,6 +219,9 @@ class DeclarationQueue:
             try:
                 if adds:
                     left = self._declare(tenant, adds)
+                elif len(removes) > 1 and self._removes_all(tenant,
+                                                            removes):
+                    left, removes = self._remove_tenant(tenant, removes), []
                 for n, group in enumerate(removes):
                     if left:
                         left += removes[n:]
@@ -266,6 +281,40 @@ class DeclarationQueue:
             for group in groups:
                 _finish(group, exc)
             return []
+        for group in groups:
+            _finish(group, None)
+        return []
+
+    def _removes_all(self, tenant, removes):
+        """Whether ``removes`` name every application ``tenant`` holds
+        (read from the device: a tenant-wide removal must never take an
+        application nobody asked to remove)."""
+        try:
+            held = self._client().applications(tenant)
+        except exceptions.BackendError as exc:
+            LOG.debug('Cluster %s: tenant %s not listed (%s); removing its '
+                      'applications one by one', self.name, tenant, exc)
+            return False
+        return bool(held) and held <= {g[0].app for g in removes}
+
+    def _remove_tenant(self, tenant, groups):
+        """One declaration removing ``tenant`` with every application
+        in it; answers the groups to send again (busy)."""
+        try:
+            self.sent += 1
+            self._client().delete_tenant(tenant)
+        except exceptions.BackendUnavailable as exc:
+            if getattr(exc, 'busy', False):
+                return groups
+            for group in groups:
+                _finish(group, exc)
+            return []
+        except exceptions.BackendRejected as exc:
+            for group in groups:
+                _finish(group, exc)
+            return []
+        LOG.info('Cluster %s: tenant %s removed with its %d applications '
+                 'in one declaration', self.name, tenant, len(groups))
         for group in groups:
             _finish(group, None)
         return []

@@ -97,7 +97,7 @@ opts = [
     cfg.IntOpt(
         'workers', min=1,
         help='Load balancers of this cluster the agent applies in '
-             'parallel. Unset: the backend\'s own figure (f5: 32, as its '
+             'parallel. Unset: the backend\'s own figure (f5: 100, as its '
              'applies mostly wait for the device, which coalesces them), '
              'else [multilb] workers_per_cluster.'),
     cfg.ListOpt(

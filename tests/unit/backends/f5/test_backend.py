@@ -404,3 +404,48 @@ def test_regex_rules_are_refused_at_the_api():
         f5.F5Backend.check_supported('l7rule', {'compare_type': 'REGEX'})
     assert 'supported: CONTAINS, ENDS_WITH, EQUAL_TO, STARTS_WITH' in str(
         err.value)
+
+
+def test_removing_every_application_of_a_tenant_is_one_declaration(
+        backend, device):
+    for n in range(4):
+        backend.apply_loadbalancer(graph('lb-%d' % n))
+    backend.apply_loadbalancer(graph('lb-other', project=OTHER_PROJECT))
+    before = device.counters['declarations_processed']
+    device.delay = 0.3           # the removals wait together
+
+    threads = [threading.Thread(target=backend.delete_loadbalancer,
+                                args=('lb-%d' % n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    assert TENANT not in device.tenants
+    assert held(device) == {'mlb_%s_%s' % (OTHER_PROJECT, NETWORK):
+                            ['lb_lb-other']}
+    assert device.counters['declarations_processed'] - before == 1
+    assert device.counters['delete_all'] == 0
+
+
+def test_a_tenant_holding_more_is_never_removed_whole(backend, device):
+    for n in range(3):
+        backend.apply_loadbalancer(graph('lb-%d' % n))
+    device.delay = 0.3
+    threads = [threading.Thread(target=backend.delete_loadbalancer,
+                                args=('lb-%d' % n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert held(device) == {TENANT: ['lb_lb-2']}
+
+
+def test_one_token_for_every_thread(backend, device):
+    threads = [threading.Thread(target=backend.collect_statistics)
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert device.counters['logins'] == 1
