@@ -33,15 +33,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import ipaddress
 import logging
 import threading
 import time
-import urllib.parse
 
 from oslo_config import cfg
 
 from backends import base
+from backends import endpoints as endpoints_mod
 from backends import exceptions
 from backends import transport as transport_mod
 from backends import types
@@ -52,7 +51,6 @@ from backends.caddy import traffic
 from backends.caddy import translate
 from backends.caddy import version as version_mod
 from multilb import exceptions as multilb_exc
-from multilb import redact
 
 LOG = logging.getLogger(__name__)
 
@@ -159,21 +157,16 @@ class CaddyBackend(base.ApplianceBackend):
     @classmethod
     def check_config(cls, options):
         endpoints = options.get('endpoints') or []
-        if not endpoints:
-            raise multilb_exc.ConfigError(
-                'endpoints: missing; list the admin API URL of every Caddy '
-                'node, for example https://10.0.0.11:2020')
+        endpoints_mod.require(endpoints, 'the admin API URL of every Caddy '
+                              'node, for example https://10.0.0.11:2020')
         for endpoint in endpoints:
             try:
                 if transport_mod.unix_socket_path(endpoint):
                     continue
             except ValueError as exc:
                 raise multilb_exc.ConfigError('endpoints: %s' % exc)
-            parsed = urllib.parse.urlsplit(endpoint)
-            if parsed.scheme not in ('http', 'https') or not parsed.hostname:
-                raise multilb_exc.ConfigError(
-                    'endpoints: %r is not an https://, http:// or '
-                    'unix:/// URL' % redact.url(endpoint))
+            endpoints_mod.check_http(endpoint,
+                                     'an https://, http:// or unix:///')
         if options.get('client_key') and not options.get('client_cert'):
             raise multilb_exc.ConfigError(
                 'client_key: set, but client_cert is empty; set both, or '
@@ -181,17 +174,9 @@ class CaddyBackend(base.ApplianceBackend):
 
     @classmethod
     def management_addresses(cls, options):
-        """The IP literals (and ports) of the nodes' TCP admin endpoints."""
-        found = set()
-        for endpoint in options.get('endpoints') or ():
-            parsed = urllib.parse.urlsplit(endpoint)
-            try:
-                ip = ipaddress.ip_address(parsed.hostname or '')
-            except ValueError:
-                continue    # unix sockets; host names: management_cidrs
-            port = parsed.port or (443 if parsed.scheme == 'https' else 80)
-            found.add((str(ip), port))
-        return found
+        """The IP literals (and ports) of the nodes' TCP admin endpoints
+        (unix sockets have none)."""
+        return endpoints_mod.ip_ports(options.get('endpoints'))
 
     @classmethod
     def bound_addresses(cls, options, vips):

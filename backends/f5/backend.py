@@ -43,11 +43,11 @@ import ipaddress
 import logging
 import threading
 import time
-import urllib.parse
 
 from oslo_config import cfg
 
 from backends import base
+from backends import endpoints as endpoints_mod
 from backends import exceptions
 from backends import transport as transport_mod
 from backends import types
@@ -180,16 +180,10 @@ class F5Backend(base.ApplianceBackend):
     @classmethod
     def check_config(cls, options):
         endpoints = options.get('endpoints') or []
-        if not endpoints:
-            raise multilb_exc.ConfigError(
-                'endpoints: missing; list the iControl REST URL of each '
-                'device, for example https://192.0.2.10')
+        endpoints_mod.require(endpoints, 'the iControl REST URL of each '
+                              'device, for example https://192.0.2.10')
         for endpoint in endpoints:
-            parsed = urllib.parse.urlsplit(endpoint)
-            if parsed.scheme not in ('http', 'https') or not parsed.hostname:
-                raise multilb_exc.ConfigError(
-                    'endpoints: %r is not an https:// or http:// URL'
-                    % redact.url(endpoint))
+            parsed = endpoints_mod.check_http(endpoint)
             if parsed.username or parsed.password:
                 raise multilb_exc.ConfigError(
                     'endpoints: %s carries credentials; use username and '
@@ -215,15 +209,7 @@ class F5Backend(base.ApplianceBackend):
 
     @classmethod
     def management_addresses(cls, options):
-        found = set()
-        for endpoint in options.get('endpoints') or ():
-            parsed = urllib.parse.urlsplit(endpoint)
-            try:
-                ip = ipaddress.ip_address(parsed.hostname or '')
-            except ValueError:
-                continue    # host names: [multilb] management_cidrs
-            port = parsed.port or (443 if parsed.scheme == 'https' else 80)
-            found.add((str(ip), port))
+        found = endpoints_mod.ip_ports(options.get('endpoints'))
         for address in options.get('self_ips') or ():
             try:
                 found.add((str(ipaddress.ip_address(address)), None))

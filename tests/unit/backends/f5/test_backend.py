@@ -63,6 +63,19 @@ def backend(device):
     instance.stop()
 
 
+def hold_device(device, seconds=0.6):
+    """Someone else's declaration holds the device lock ``seconds``."""
+    device.delay = seconds
+    other = client_mod.AS3Client(
+        transport.Transport(device.url, 2, 10, retries=0), 'admin',
+        PASSWORD)
+    threading.Thread(target=other.declare_applications, args=(
+        'Operator', {'app': {'class': 'Application'}}, '3.56.0'),
+        daemon=True).start()
+    while not device.busy:
+        time.sleep(0.001)
+
+
 def held(device):
     """``{tenant: [application names]}`` the device holds."""
     return {t: sorted(k for k, v in body.items()
@@ -411,8 +424,8 @@ def test_removing_every_application_of_a_tenant_is_one_declaration(
     for n in range(4):
         backend.apply_loadbalancer(graph('lb-%d' % n))
     backend.apply_loadbalancer(graph('lb-other', project=OTHER_PROJECT))
+    hold_device(device)           # the removals wait together
     before = device.counters['declarations_processed']
-    device.delay = 0.3           # the removals wait together
 
     threads = [threading.Thread(target=backend.delete_loadbalancer,
                                 args=('lb-%d' % n,)) for n in range(4)]
@@ -420,10 +433,11 @@ def test_removing_every_application_of_a_tenant_is_one_declaration(
         thread.start()
     for thread in threads:
         thread.join(20)
+    before += 1                   # the operator's declaration
 
     assert TENANT not in device.tenants
     assert held(device) == {'mlb_%s_%s' % (OTHER_PROJECT, NETWORK):
-                            ['lb_lb-other']}
+                            ['lb_lb-other'], 'Operator': ['app']}
     assert device.counters['declarations_processed'] - before == 1
     assert device.counters['delete_all'] == 0
 
@@ -431,14 +445,14 @@ def test_removing_every_application_of_a_tenant_is_one_declaration(
 def test_a_tenant_holding_more_is_never_removed_whole(backend, device):
     for n in range(3):
         backend.apply_loadbalancer(graph('lb-%d' % n))
-    device.delay = 0.3
+    hold_device(device)
     threads = [threading.Thread(target=backend.delete_loadbalancer,
                                 args=('lb-%d' % n,)) for n in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(20)
-    assert held(device) == {TENANT: ['lb_lb-2']}
+    assert held(device) == {TENANT: ['lb_lb-2'], 'Operator': ['app']}
 
 
 def test_one_token_for_every_thread(backend, device):
