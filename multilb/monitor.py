@@ -41,6 +41,7 @@ from multilb import octavia as octavia_mod
 LOG = logging.getLogger(__name__)
 
 FETCH_PER_ROUND = 20   # graphs fetched from Octavia per health round
+STATUS_BATCH = 50      # load balancers whose operating statuses share a call
 COUNTERS = ('bytes_in', 'bytes_out', 'request_errors', 'total_connections')
 
 
@@ -196,25 +197,53 @@ class ClusterMonitor:
         with self._lock:
             self._verdicts.update(verdicts)
             all_verdicts = dict(self._verdicts)
+        changed = []
         for lb_id, graph in sorted(known.items()):
             shown = self._shown_of(lb_id, graph)
             status, differ = health.changes(graph, all_verdicts, shown)
-            if not status:
-                continue
+            if status:
+                changed.append((lb_id, status, differ))
+        for start in range(0, len(changed), STATUS_BATCH):
+            self._send_health(changed[start:start + STATUS_BATCH])
+
+    def _send_health(self, changed):
+        """Deliver the operating statuses of several load balancers in
+        one status call (Octavia's driver agent takes lists); if the agent
+        refuses a record (it stops at the first), each load balancer's is
+        sent on its own, so one bad record fails alone."""
+        if len(changed) > 1:
+            merged = {}
+            for _lb_id, status, _differ in changed:
+                for kind, records in status.items():
+                    merged.setdefault(kind, []).extend(records)
+            try:
+                self.octavia.update_status(merged)
+            except octavia_mod.StatusRejected as exc:
+                LOG.warning('Cluster %s: operating statuses of %d load '
+                            'balancers refused (%s); sending them one by '
+                            'one', self.name, len(changed), exc)
+            else:
+                for lb_id, status, differ in changed:
+                    self._health_sent(lb_id, status, differ)
+                return
+        for lb_id, status, differ in changed:
             try:
                 self.octavia.update_status(status)
             except octavia_mod.StatusRejected as exc:
                 LOG.warning('Load balancer %s on cluster %s: operating '
                             'status refused: %s', lb_id, self.name, exc)
                 continue
-            LOG.info('Load balancer %s on cluster %s: operating status %s',
-                     lb_id, self.name, ', '.join(
-                         '%s %s %s' % (t, i, s)
-                         for (t, i), s in sorted(differ.items())))
-            self.state.record_sent(lb_id, status)
-            with self._lock:
-                if lb_id in self._graphs:
-                    self._shown.setdefault(lb_id, {}).update(differ)
+            self._health_sent(lb_id, status, differ)
+
+    def _health_sent(self, lb_id, status, differ):
+        LOG.info('Load balancer %s on cluster %s: operating status %s',
+                 lb_id, self.name, ', '.join(
+                     '%s %s %s' % (t, i, s)
+                     for (t, i), s in sorted(differ.items())))
+        self.state.record_sent(lb_id, status)
+        with self._lock:
+            if lb_id in self._graphs:
+                self._shown.setdefault(lb_id, {}).update(differ)
 
     # -- statistics ----------------------------------------------------------
 

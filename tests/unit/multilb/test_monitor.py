@@ -5,6 +5,7 @@ verdicts and counters, a real sqlite store and a fake Octavia."""
 import pytest
 
 from multilb import monitor as monitor_mod
+from multilb import octavia as octavia_mod
 from tests.unit import fixtures as fx
 
 
@@ -149,3 +150,29 @@ def test_deleting_the_lb_drops_its_totals(monitored):
     listener_counters(env, bytes_in=60)
     monitor.poll_statistics()
     assert env.state.get_statistics(fx.LB) == {}
+
+
+def _health_change(lb_id):
+    status = {'loadbalancers': [{'id': lb_id, 'operating_status': 'ONLINE'}],
+              'members': [{'id': lb_id + '-m', 'operating_status': 'ERROR'}]}
+    return lb_id, status, {('members', lb_id + '-m'): 'ERROR'}
+
+
+def test_operating_statuses_of_several_lbs_share_one_call(monitored):
+    env, monitor = monitored, monitored.worker.monitor
+    calls = env.octavia.update_attempts
+    monitor._send_health([_health_change('lb-%d' % n) for n in range(3)])
+    assert env.octavia.update_attempts - calls == 1
+    assert operating(env) == {('loadbalancers', 'lb-%d' % n): 'ONLINE'
+                              for n in range(3)} | {
+        ('members', 'lb-%d-m' % n): 'ERROR' for n in range(3)}
+
+
+def test_a_refused_batch_is_sent_again_one_lb_at_a_time(monitored):
+    env, monitor = monitored, monitored.worker.monitor
+    calls = env.octavia.update_attempts
+    env.octavia.update_errors.append(
+        octavia_mod.StatusRejected('members lb-1-m: no such member'))
+    monitor._send_health([_health_change('lb-%d' % n) for n in range(3)])
+    assert env.octavia.update_attempts - calls == 4
+    assert len(env.octavia.statuses) == 3

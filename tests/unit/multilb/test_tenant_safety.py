@@ -16,6 +16,8 @@ from tests.unit.fixtures import LB, POOL_WEB
 
 NODE = '192.0.2.250'
 CADDY = {'backend': 'caddy', 'endpoints': 'http://%s:2019' % NODE}
+# a second cluster: other nodes (an appliance belongs to one cluster)
+CADDY_2 = {'backend': 'caddy', 'endpoints': 'http://192.0.2.251:2019'}
 POOL_CONF = """
 [vip_pool:public]
 network_id = net-pool
@@ -159,7 +161,7 @@ def test_released_load_balancer_frees_its_ports(make):
 
 
 def test_routing_domains_and_binding_free_backends(make):
-    driver, rt = make({'c1': CADDY, 'c2': dict(CADDY, routing_domain='x'),
+    driver, rt = make({'c1': CADDY, 'c2': dict(CADDY_2, routing_domain='x'),
                        'f': {'backend': 'fake'}})
     for lb_id, cluster in (('lb-1', 'c1'), ('lb-2', 'c2'), ('lb-3', 'f'),
                            ('lb-4', 'f')):
@@ -189,7 +191,7 @@ def vip_request(**kw):
 
 @pytest.fixture
 def pooled(make):
-    return make({'c1': dict(CADDY, vip_pools='public'), 'c2': CADDY},
+    return make({'c1': dict(CADDY, vip_pools='public'), 'c2': CADDY_2},
                 extra=POOL_CONF, options={'vip_pools': 'public'})
 
 
