@@ -123,6 +123,7 @@ class Agent:
                 ownership = fencing.Ownership(self.rt.state.kv, name, me)
                 previous = ownership.claim()
                 worker = self._worker(name, ownership)
+                worker.watched = self._unwatch is not None
                 worker.start()
             except Exception:
                 LOG.exception('Cluster %s: worker failed to start', name)

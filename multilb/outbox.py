@@ -109,14 +109,15 @@ class Outbox:
         self._backoff = 0.0
 
     def deliver_all(self):
-        """Send every entry that is due, oldest first.
+        """Send every entry that is due, oldest first; True if some
+        entry is left for later.
 
         An entry that is not delivered holds back the newer entries of its
         load balancer, never those of others; an unreachable driver agent
         ends the pass.
         """
         if time.time() < self._not_before:
-            return
+            return True
         held = set()
         entries = self.state.outbox(self.cluster)
         keys = {key for key, _entry in entries}
@@ -132,9 +133,10 @@ class Outbox:
                 continue
             outcome = self._attempt(key)
             if outcome == UNAVAILABLE:
-                return
+                return True
             if outcome != DONE:
                 held.add(lb_id)
+        return bool(held)
 
     def deliver(self, key):
         """Send one entry now unless an older entry of its load balancer

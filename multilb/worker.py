@@ -71,6 +71,8 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         self.orphans = None
         self._stop = threading.Event()
         self._wake = threading.Event()   # a job ended: a slot is free
+        self.watched = False   # the agent wakes us when work is written
+        self._idle = False     # the last scan found nothing to do
         self._served = {}                # project -> last dispatch (fairness)
         self._thread = None
         self._pool = None
@@ -171,8 +173,23 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
                 LOG.info('Cluster %s: state store reachable again after '
                          '%.0fs', self.name, now - store_down_since)
                 store_down_since = None
-            self._wake.wait(self.settings.poll_interval)
+            self._wake.wait(self._pause())
             self._wake.clear()
+
+    def _pause(self):
+        """Seconds until the next scan: ``poll_interval``; when the agent
+        watches for new work (``watched``: it wakes this worker) and the
+        last scan found nothing pending or undelivered, up to
+        ``idle_poll_interval``, but never past the next probe."""
+        interval = self.settings.poll_interval
+        if not (self.watched and self._idle):
+            return interval
+        with self._lock:
+            if self._inflight:
+                return interval
+        until_probe = self._next_probe - time.time()
+        return max(interval, min(self.settings.idle_poll_interval,
+                                 until_probe))
 
     def _apply_graph(self, desired):
         """One apply of a graph (:mod:`multilb.jobs`), timed for
@@ -216,11 +233,13 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         of filling the queue ahead of everybody else's work.
         """
         self._verify()
-        self.deliver_outbox()
+        left = self.deliver_outbox()
         now = time.time()
         refusing = self.breaker is not None and self.breaker.refusing()
         ready = {}
-        for lb_id, intents in self.state.pending(self.name).items():
+        pending = self.state.pending(self.name)
+        self._idle = not (left or pending)
+        for lb_id, intents in pending.items():
             if refusing and now - min(i['at'] for i in intents) < min(
                     self.settings.commit_wait_timeout,
                     self.settings.apply_retry_timeout):
@@ -345,7 +364,8 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
             self._not_before.pop(lb_id, None)
 
     def deliver_outbox(self):
-        self.outbox.deliver_all()
+        """True if some status update is left for a later scan."""
+        return self.outbox.deliver_all()
 
     def _deliver(self, key):
         return self.outbox.deliver(key)

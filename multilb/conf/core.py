@@ -59,6 +59,15 @@ opts = [
              'etcd store the agent also watches for new work and scans at '
              'once; the scan then only catches what a watch missed.'),
     cfg.FloatOpt(
+        'idle_poll_interval', default=5.0, min=0.05,
+        help='With an etcd store (the agent watches for new work and '
+             'wakes the cluster\'s worker when some is written): seconds '
+             'between two scans of a cluster whose last scan found nothing '
+             'pending and nothing undelivered, instead of poll_interval '
+             '(never longer than poll_interval when there is work; probes '
+             'keep their health_interval). It bounds how late work a '
+             'watch missed (while etcd restarts) is found.'),
+    cfg.FloatOpt(
         'commit_wait_timeout', default=60.0, min=1.0,
         help='Seconds the agent waits for Octavia to commit an object it was '
              'told about before it drops the work as rolled back.'),

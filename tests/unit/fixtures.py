@@ -519,7 +519,8 @@ def settings():
                                  orphan_action='delete',
                                  orphan_grace_period=30.0,
                                  orphan_sweep_limit=10,
-                                 move_timeout=300.0)
+                                 move_timeout=300.0,
+                                 idle_poll_interval=5.0)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ updates; the ``fake`` backend mirrors what the appliance holds as JSON in
 """
 
 import time
+import types
 
 import pytest
 from octavia_lib.api.drivers import data_models as dm
@@ -586,3 +587,24 @@ def test_a_load_balancer_never_applied_is_not_resynced(env):
     env.faults()
     env.worker.probe(force=True)
     assert env.pending() == []
+
+
+def test_a_watched_idle_cluster_is_scanned_less_often_but_probed_on_time(
+        env, settings, clock):
+    """With the agent's watch on new work, a cluster whose last scan found
+    nothing waits idle_poll_interval (bounded by its next probe); with
+    work, or unwatched, poll_interval."""
+    worker = env.worker
+    worker.scan()
+    assert worker._pause() == settings.poll_interval     # not watched
+    worker.watched = True
+    worker._next_probe = time.time() + 60
+    assert worker._pause() == settings.idle_poll_interval
+    worker._next_probe = time.time() + 2
+    assert 1.9 < worker._pause() <= 2
+    env.driver.loadbalancer_create(fx.create_lb())
+    worker._pool = types.SimpleNamespace(submit=lambda *args: None)
+    worker.scan()
+    assert worker._pause() == settings.poll_interval     # work pending
+    worker._inflight.clear()
+    assert worker._pause() == settings.poll_interval     # still pending
