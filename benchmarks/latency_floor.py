@@ -165,6 +165,7 @@ def trace(who):
                 lbs = data.get('loadbalancers') or [{}]
                 rec.update(kind='status', id=lbs[0].get('id'),
                            lb_status=lbs[0].get('provisioning_status'),
+                           lbs=len(data.get('loadbalancers') or []),
                            objects=sum(len(v) for v in data.values()
                                        if isinstance(v, list)))
             else:
@@ -188,12 +189,27 @@ def _up(objects, key):
              'operating_status': 'ONLINE'} for o in objects]
 
 
-def _floor():
+def _library(index):
+    # The API's [driver_agent] sockets, unless the environment lists
+    # directories of driver-agent sockets to spread the threads over
+    # (benchmarks/burst.py: two driver agents).
+    dirs = [d for d in os.environ.get('LATENCY_FLOOR_SOCKET_DIRS',
+                                      '').split(os.pathsep) if d]
+    if dirs:
+        run = dirs[index % len(dirs)]
+        return driver_lib.DriverLibrary(
+            status_socket=os.path.join(run, 'status.sock'),
+            stats_socket=os.path.join(run, 'stats.sock'),
+            get_socket=os.path.join(run, 'get.sock'))
     conf = cfg.CONF.driver_agent
-    lib = driver_lib.DriverLibrary(
+    return driver_lib.DriverLibrary(
         status_socket=conf.status_socket_path,
         stats_socket=conf.stats_socket_path,
         get_socket=conf.get_socket_path)
+
+
+def _floor(index=0):
+    lib = _library(index)
     while True:
         lb_id = _work.get()
         try:
@@ -233,8 +249,13 @@ class FloorDriver(provider_base.ProviderDriver):
                 trace('stub')
                 sqlalchemy.event.listen(sqlalchemy.orm.Session,
                                         'after_commit', _after_commit)
-                threading.Thread(target=_floor, daemon=True,
-                                 name='floor-stub').start()
+                # One thread per API process unless the environment asks
+                # for more (benchmarks/burst.py: concurrent creates).
+                threads = int(os.environ.get('LATENCY_FLOOR_STUB_THREADS')
+                              or 1)
+                for i in range(max(1, threads)):
+                    threading.Thread(target=_floor, args=(i,), daemon=True,
+                                     name='floor-stub-%d' % i).start()
                 _started.append(True)
 
     def loadbalancer_create(self, loadbalancer):
