@@ -253,18 +253,33 @@ class DeclarationQueue:
         with self._cond:
             self._cond.wait_for(lambda: self._stopping, timeout=seconds)
 
+    def _send(self, groups, call, split=None):
+        """One declaration (``call()``) for ``groups``; answers the groups
+        to send again (busy). ``split(error)``: what to do instead of
+        failing them all when AS3 refuses a declaration of several."""
+        try:
+            self.sent += 1
+            call()
+        except exceptions.BackendRejected as exc:
+            if split is not None and len(groups) > 1:
+                return split(exc)
+            error = exc
+        except exceptions.BackendUnavailable as exc:
+            if getattr(exc, 'busy', False):
+                return groups
+            error = exc
+        else:
+            error = None
+        for group in groups:
+            _finish(group, error)
+        return []
+
     def _declare(self, tenant, groups):
         """Send the applications of ``groups``; answer the groups to send
         again (busy)."""
         apps = {g[0].app: g[0].body for g in groups}
-        try:
-            self.sent += 1
-            self._client().declare_applications(tenant, apps,
-                                                self.schema_version)
-        except exceptions.BackendRejected as exc:
-            if len(groups) == 1:
-                _finish(groups[0], exc)
-                return []
+
+        def one_by_one(exc):
             LOG.warning('Cluster %s: AS3 refused the declaration of %d '
                         'applications of tenant %s (%s); sending them one '
                         'by one', self.name, len(groups), tenant, exc)
@@ -275,15 +290,9 @@ class DeclarationQueue:
                     continue
                 left = self._declare(tenant, [group])
             return left
-        except exceptions.BackendUnavailable as exc:
-            if getattr(exc, 'busy', False):
-                return groups
-            for group in groups:
-                _finish(group, exc)
-            return []
-        for group in groups:
-            _finish(group, None)
-        return []
+
+        return self._send(groups, lambda: self._client().declare_applications(
+            tenant, apps, self.schema_version), split=one_by_one)
 
     def _removes_all(self, tenant, removes):
         """Whether ``removes`` name every application ``tenant`` holds
@@ -300,39 +309,17 @@ class DeclarationQueue:
     def _remove_tenant(self, tenant, groups):
         """One declaration removing ``tenant`` with every application
         in it; answers the groups to send again (busy)."""
-        try:
-            self.sent += 1
-            self._client().delete_tenant(tenant)
-        except exceptions.BackendUnavailable as exc:
-            if getattr(exc, 'busy', False):
-                return groups
-            for group in groups:
-                _finish(group, exc)
-            return []
-        except exceptions.BackendRejected as exc:
-            for group in groups:
-                _finish(group, exc)
-            return []
-        LOG.info('Cluster %s: tenant %s removed with its %d applications '
-                 'in one declaration', self.name, tenant, len(groups))
-        for group in groups:
-            _finish(group, None)
-        return []
+        left = self._send(groups,
+                          lambda: self._client().delete_tenant(tenant))
+        if not left and not any(g[0].error for g in groups):
+            LOG.info('Cluster %s: tenant %s removed with its %d '
+                     'applications in one declaration', self.name, tenant,
+                     len(groups))
+        return left
 
     def _remove(self, tenant, group):
-        try:
-            self.sent += 1
-            self._client().delete_application(tenant, group[0].app)
-        except exceptions.BackendUnavailable as exc:
-            if getattr(exc, 'busy', False):
-                return [group]
-            _finish(group, exc)
-            return []
-        except exceptions.BackendRejected as exc:
-            _finish(group, exc)
-            return []
-        _finish(group, None)
-        return []
+        return self._send([group], lambda: self._client().delete_application(
+            tenant, group[0].app))
 
 
 def _finish(group, error):
