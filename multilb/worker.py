@@ -73,6 +73,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         self._wake = threading.Event()   # a job ended: a slot is free
         self.watched = False   # the agent wakes us when work is written
         self._idle = False     # the last scan found nothing to do
+        self._scanned_at = 0.0
         self._served = {}                # project -> last dispatch (fairness)
         self._thread = None
         self._pool = None
@@ -147,9 +148,12 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
 
     def _loop(self):
         store_down_since = None
+        woken = True
         while not self._stop.is_set():
             store_error = None
-            for step in (self.scan, self.probe):
+            steps = ((self.scan, self.probe) if self._scan_due(woken)
+                     else (self.probe,))
+            for step in steps:
                 try:
                     step()
                 except exceptions.Fenced as exc:
@@ -173,14 +177,24 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
                 LOG.info('Cluster %s: state store reachable again after '
                          '%.0fs', self.name, now - store_down_since)
                 store_down_since = None
-            self._wake.wait(self._pause())
+            woken = self._wake.wait(self._pause())
             self._wake.clear()
 
+    def _scan_due(self, woken):
+        """Whether this round scans (or only probes): always, unless the
+        cluster is watched, idle and not woken, and its last scan is
+        younger than ``idle_poll_interval``."""
+        if woken or not (self.watched and self._idle):
+            return True
+        return (time.monotonic() - self._scanned_at >=
+                self.settings.idle_poll_interval)
+
     def _pause(self):
-        """Seconds until the next scan: ``poll_interval``; when the agent
+        """Seconds until the next round: ``poll_interval``; when the agent
         watches for new work (``watched``: it wakes this worker) and the
         last scan found nothing pending or undelivered, up to
-        ``idle_poll_interval``, but never past the next probe."""
+        ``idle_poll_interval``, but never past the next probe (a round
+        then only probes, see :meth:`_scan_due`)."""
         interval = self.settings.poll_interval
         if not (self.watched and self._idle):
             return interval
@@ -232,6 +246,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         (:meth:`_fair_order`): one project's churn waits its turn instead
         of filling the queue ahead of everybody else's work.
         """
+        self._scanned_at = time.monotonic()
         self._verify()
         left = self.deliver_outbox()
         now = time.time()

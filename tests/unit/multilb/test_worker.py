@@ -608,3 +608,15 @@ def test_a_watched_idle_cluster_is_scanned_less_often_but_probed_on_time(
     assert worker._pause() == settings.poll_interval     # work pending
     worker._inflight.clear()
     assert worker._pause() == settings.poll_interval     # still pending
+
+
+def test_an_idle_watched_round_only_probes_until_idle_poll_interval(
+        env, settings):
+    worker = env.worker
+    worker.scan()
+    assert worker._scan_due(woken=False)              # not watched
+    worker.watched = True
+    assert not worker._scan_due(woken=False)          # idle: probe only
+    assert worker._scan_due(woken=True)               # new work written
+    worker._scanned_at -= settings.idle_poll_interval
+    assert worker._scan_due(woken=False)              # a scan is due
