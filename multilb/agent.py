@@ -62,8 +62,9 @@ class Agent:
 
     def start(self):
         self.coordinator.start()
-        # New work wakes its cluster's worker at once (an etcd watch);
-        # the scan every poll_interval stays the way work is found.
+        # New work wakes its cluster's worker at once (an etcd watch); the
+        # periodic scan (poll_interval, idle_poll_interval when idle) still
+        # finds what a watch missed.
         self._unwatch = self.rt.state.kv.watch_prefix('work/',
                                                       self._work_arrived)
         LOG.info('multilb agent %s started; clusters enabled: %s; disabled '

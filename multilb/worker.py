@@ -93,8 +93,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
     def workers(self):
         """Parallel applies: the cluster's ``workers`` (or its backend's
         figure), else ``[multilb] workers_per_cluster``."""
-        return (getattr(self.cluster, 'workers', None)
-                or self.settings.workers_per_cluster)
+        return self.cluster.workers or self.settings.workers_per_cluster
 
     def wake(self):
         """Scan now (new work was written for this cluster)."""
@@ -197,10 +196,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         then only probes, see :meth:`_scan_due`)."""
         interval = self.settings.poll_interval
         if not (self.watched and self._idle):
-            return interval
-        with self._lock:
-            if self._inflight:
-                return interval
+            return interval     # (jobs in flight keep their work pending)
         until_probe = self._next_probe - time.time()
         return max(interval, min(self.settings.idle_poll_interval,
                                  until_probe))
