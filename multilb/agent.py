@@ -37,6 +37,7 @@ from multilb import metrics
 from multilb import octavia as octavia_mod
 from multilb import runtime
 from multilb import schema
+from multilb import sweep as sweep_mod
 from multilb import version
 from multilb import worker as worker_mod
 
@@ -59,6 +60,7 @@ class Agent:
         self._schema_checked = False
         self._disagreement = []
         self._unwatch = None
+        self.sweep = None
 
     def start(self):
         self.coordinator.start()
@@ -67,6 +69,12 @@ class Agent:
         # finds what a watch missed.
         self._unwatch = self.rt.state.kv.watch_prefix('work/',
                                                       self._work_arrived)
+        # Health records, fencing, late writes and the watch's backstop,
+        # once for all the clusters (multilb.sweep).
+        self.sweep = sweep_mod.AgentSweep(
+            self.rt.state, self.settings, lambda: dict(self.workers),
+            watched=self._unwatch is not None)
+        self.sweep.start()
         LOG.info('multilb agent %s started; clusters enabled: %s; disabled '
                  'by configuration errors: %s',
                  self.coordinator.member_id.decode(),
@@ -125,6 +133,7 @@ class Agent:
                 previous = ownership.claim()
                 worker = self._worker(name, ownership)
                 worker.watched = self._unwatch is not None
+                worker.sweep = self.sweep
                 worker.start()
             except Exception:
                 LOG.exception('Cluster %s: worker failed to start', name)
@@ -192,6 +201,8 @@ class Agent:
             self._unwatch()
         for name in sorted(self.workers):
             self._stop_worker(name)
+        if self.sweep is not None:
+            self.sweep.stop()
         self.coordinator.stop()
         LOG.info('multilb agent stopped')
 

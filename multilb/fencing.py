@@ -14,16 +14,21 @@ The worker of a cluster holds an :class:`Ownership` and
 * checks the key's version in the same commit as every completion
   (:class:`FencedState`): an agent that lost the cluster cannot record an
   outcome, nor a status for Octavia;
-* verifies the key before every write to the cluster and at every scan,
-  and stops at once when it changed (:class:`multilb.exceptions.Fenced`);
-  a store it cannot reach means no write either.
+* verifies the key before every write to the cluster, at every scan and
+  before its monitor stores or sends anything, and stops at once when it
+  changed (:class:`multilb.exceptions.Fenced`); a store it cannot reach
+  means no write either;
+* is stopped by the agent's sweep (:mod:`multilb.sweep`, every
+  ``idle_poll_interval``, one read for all the agent's clusters) when the
+  key changed while the worker had nothing to do.
 
 A write already past that check when the agent stalled still lands when
 it resumes, after the new owner's. The completion that follows it is
 refused, and the stalled agent then records the load balancer under
 ``late/<cluster>/<lb id>`` (:func:`report_late_write`) before it stops; the
 owner re-applies each such load balancer at its next probe
-(:func:`late_writes`), so the newest configuration wins. Only an agent
+(:func:`late_writes`; the agent's sweep reads them for all its clusters),
+so the newest configuration wins. Only an agent
 killed between its late write and that record leaves the late write in
 place (until the load balancer's next change or ``multilb-manage lb
 sync``).

@@ -27,7 +27,8 @@ ERROR_WINDOW = 300.0   # seconds of appliance failures the scheduler weighs
 class ProbingMixin:
     """Needs: name, state, backend, breaker, settings, _lock, _errors,
     _pool, _not_before, _next_probe, _next_resync, _last_reachable,
-    _resyncing, fence, orphans, _verify, _fenced_by (see ClusterWorker)."""
+    _resyncing, fence, orphans, sweep, _verify, _fenced_by (see
+    ClusterWorker)."""
 
     def probe(self, force=False):
         """Probe the cluster every ``health_interval`` and record it.
@@ -57,11 +58,15 @@ class ProbingMixin:
                 'reachable' if health.reachable else 'UNREACHABLE',
                 health.detail)
             self._last_reachable = health.reachable
-        self.state.set_health(self.name, {
+        record = {
             'reachable': health.reachable, 'detail': health.detail,
             'at': now, 'recent_errors': recent,
             'breaker_open': bool(breaker) and (
-                breaker.state != transport.BREAKER_CLOSED)})
+                breaker.state != transport.BREAKER_CLOSED)}
+        if self.sweep is not None:
+            self.sweep.publish(self.name, record)   # one commit per agent
+        else:
+            self.state.set_health(self.name, record)
         if breaker is not None and breaker.state != \
                 transport.BREAKER_CLOSED:
             breaker.refresh()
@@ -76,9 +81,13 @@ class ProbingMixin:
 
     def _repair_late_writes(self):
         """Re-apply the load balancers an agent that lost the cluster wrote
-        to it late (:mod:`multilb.fencing`): the newest graph wins."""
+        to it late (:mod:`multilb.fencing`): the newest graph wins. The
+        agent's sweep finds them for all its clusters at once; without
+        one, the worker reads its own."""
         kv = self.state.kv
-        for key, lb_id, agent in fencing.late_writes(kv, self.name):
+        found = (self.sweep.take_late(self.name) if self.sweep is not None
+                 else fencing.late_writes(kv, self.name))
+        for key, lb_id, agent in found:
             self._verify()
             record = self.state.get_lb(lb_id)
             if record and record.get('cluster') == self.name and \

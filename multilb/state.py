@@ -198,7 +198,14 @@ class State:
 
     def set_health(self, cluster, health):
         """Record the agent's latest view of a cluster (last writer wins)."""
-        self._commit({keys.health_key(cluster): _dump(health)}, ())
+        self.set_healths({cluster: health})
+
+    def set_healths(self, records):
+        """:meth:`set_health` of several clusters, ``{cluster: health}``,
+        in one commit per 100 clusters."""
+        for chunk in _chunks(sorted(records.items())):
+            self._commit({keys.health_key(cluster): _dump(health)
+                          for cluster, health in chunk}, ())
 
     def get_breaker(self, cluster):
         """The cluster's circuit breaker record ({} if never written)."""

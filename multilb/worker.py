@@ -72,6 +72,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         self._stop = threading.Event()
         self._wake = threading.Event()   # a job ended: a slot is free
         self.watched = False   # the agent wakes us when work is written
+        self.sweep = None      # the agent's multilb.sweep.AgentSweep
         self._idle = False     # the last scan found nothing to do
         self._scanned_at = 0.0
         self._served = {}                # project -> last dispatch (fairness)
@@ -98,6 +99,12 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
     def wake(self):
         """Scan now (new work was written for this cluster)."""
         self._wake.set()
+
+    @property
+    def idle(self):
+        """Whether the last scan found nothing pending and nothing
+        undelivered (a watched idle worker scans only when woken)."""
+        return self._idle
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -181,10 +188,14 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
 
     def _scan_due(self, woken):
         """Whether this round scans (or only probes): always, unless the
-        cluster is watched, idle and not woken, and its last scan is
-        younger than ``idle_poll_interval``."""
+        cluster is watched, idle and not woken. Then never when the
+        agent's sweep (:mod:`multilb.sweep`) looks for work a watch missed
+        every ``idle_poll_interval`` and wakes us; without one, when the
+        last scan is older than ``idle_poll_interval``."""
         if woken or not (self.watched and self._idle):
             return True
+        if self.sweep is not None:
+            return False
         return (time.monotonic() - self._scanned_at >=
                 self.settings.idle_poll_interval)
 

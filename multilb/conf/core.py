@@ -60,13 +60,16 @@ opts = [
              'once; the scan then only catches what a watch missed.'),
     cfg.FloatOpt(
         'idle_poll_interval', default=5.0, min=0.05,
-        help='With an etcd store (the agent watches for new work and '
-             'wakes the cluster\'s worker when some is written): seconds '
-             'between two scans of a cluster whose last scan found nothing '
-             'pending and nothing undelivered, instead of poll_interval '
-             '(never longer than poll_interval when there is work; probes '
-             'keep their health_interval). It bounds how late work a '
-             'watch missed (while etcd restarts) is found.'),
+        help='Seconds between two rounds of the agent\'s sweep, which '
+             'reads, once for all the clusters it drives, who owns them '
+             '(a worker whose cluster another agent claimed stops) and the '
+             'late writes to repair. With an etcd store (the agent watches '
+             'for new work and wakes the cluster\'s worker when some is '
+             'written) a cluster whose last scan found nothing pending and '
+             'nothing undelivered is not scanned again until woken, and '
+             'the sweep also looks for work and status updates such a '
+             'cluster has: it bounds how late work a watch missed (while '
+             'etcd restarts) is found. Probes keep their health_interval.'),
     cfg.FloatOpt(
         'commit_wait_timeout', default=60.0, min=1.0,
         help='Seconds the agent waits for Octavia to commit an object it was '
