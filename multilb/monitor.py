@@ -51,9 +51,10 @@ class ClusterMonitor:
     def __init__(self, cluster_name, backend, state, octavia, settings,
                  fence=None):
         """:param fence: the worker's :class:`multilb.fencing.Ownership`:
-            each poll first checks the agent still owns the cluster (a
-            stalled agent that lost it reports neither health nor traffic
-            the new owner counts too)."""
+            before it sends or stores anything, a poll checks the agent
+            still owns the cluster (a stalled agent that lost it reports
+            neither health nor traffic the new owner counts too). A poll
+            that finds nothing to report reads nothing from the store."""
         self.name = cluster_name
         self.fence = fence
         self.backend = backend
@@ -69,6 +70,7 @@ class ClusterMonitor:
         self._dirty = set()   # lb ids whose totals are not stored yet
         self._active = {}     # listener_id -> active connections
         self._sent = {}       # listener_id -> last statistics record sent
+        self._unsent = False  # totals Octavia may not have yet
         self._stop = threading.Event()
         self._thread = None
 
@@ -126,8 +128,6 @@ class ClusterMonitor:
 
     def _guarded(self, poll):
         try:
-            if self.fence is not None:
-                self.fence.verify()
             poll()
         except exceptions.Fenced as exc:
             LOG.warning('Cluster %s: %s stopped: %s', self.name,
@@ -139,6 +139,13 @@ class ClusterMonitor:
                         poll.__name__, exc)
         except Exception:
             LOG.exception('Cluster %s: %s failed', self.name, poll.__name__)
+
+    def _verify(self):
+        """Before anything is stored or sent: :raises Fenced: another
+        agent owns the cluster now; :raises StoreUnavailable: cannot
+        tell."""
+        if self.fence is not None:
+            self.fence.verify()
 
     # -- graphs --------------------------------------------------------------
 
@@ -203,6 +210,8 @@ class ClusterMonitor:
             status, differ = health.changes(graph, all_verdicts, shown)
             if status:
                 changed.append((lb_id, status, differ))
+        if changed:
+            self._verify()
         for start in range(0, len(changed), STATUS_BATCH):
             self._send_health(changed[start:start + STATUS_BATCH])
 
@@ -264,14 +273,26 @@ class ClusterMonitor:
             return self._totals.setdefault(lb_id, stored)
 
     def poll_statistics(self):
-        """Add the cluster's traffic to the totals; send what changed."""
-        known, placed = self._known_graphs()
+        """Add the cluster's traffic to the totals; send what changed.
+
+        A round in which no listener moved (no increment, no connection
+        now or at the last round) and nothing waits to be stored reads
+        nothing from the store: an idle fleet costs no request."""
         try:
             readings = self.backend.collect_statistics()
         except backend_exc.BackendError as exc:
             LOG.warning('Cluster %s: cannot read listener statistics: %s',
                         self.name, exc)
             return
+        with self._lock:
+            quiet = not (self._dirty or self._unsent or
+                         any(self._active.values()))
+        if quiet and not any(
+                reading.active_connections or any(
+                    getattr(reading, counter) > 0 for counter in COUNTERS)
+                for reading in readings.values()):
+            return
+        known, placed = self._known_graphs()
         with self._lock:
             self._active = {}   # a listener left out has no traffic now
         for listener_id, reading in readings.items():
@@ -286,6 +307,7 @@ class ClusterMonitor:
                     entry[counter] += max(0, getattr(reading, counter))
                 self._active[listener_id] = reading.active_connections
                 self._dirty.add(lb_id)
+                self._unsent = True
         self._store_totals()
         self._send_totals()
 
@@ -295,6 +317,7 @@ class ClusterMonitor:
                      for lb_id in self._dirty if lb_id in self._totals}
         if not dirty:
             return
+        self._verify()
         self.state.save_statistics(dirty)
         with self._lock:
             self._dirty -= set(dirty)
@@ -315,11 +338,12 @@ class ClusterMonitor:
                                       listener_id, 0))
                     if self._sent.get(listener_id) != record:
                         records.append(record)
-        if not records:
-            return
-        self.octavia.update_statistics({'listeners': records})
+        if records:
+            self._verify()
+            self.octavia.update_statistics({'listeners': records})
         with self._lock:
             for record in records:
                 self._sent[record['id']] = record
+            self._unsent = False
         LOG.debug('Cluster %s: statistics of %d listeners sent', self.name,
                   len(records))

@@ -159,13 +159,19 @@ def test_a_late_write_is_repaired_by_the_new_owner(fenced, settings,
 
 def test_a_stalled_monitor_reports_nothing_after_a_takeover(fenced,
                                                             settings):
+    fenced.create_active()
     ownership, _ = _claim(fenced, 'agent-a2')
     monitor = monitor_mod.ClusterMonitor(
         'alpha', fenced.worker.backend, fenced.state, fenced.octavia,
         settings, fence=ownership)
-    polled = []
-    monitor._guarded(lambda: polled.append(1))
-    assert polled == [1]
+    fenced.faults(counters={fx.L_HTTP: {'bytes_in': 0}})
+    monitor._guarded(monitor.poll_statistics)       # the first reading
+    fenced.faults(counters={fx.L_HTTP: {'bytes_in': 100}})
+    monitor._guarded(monitor.poll_statistics)
+    assert fenced.octavia.listener_stats()[fx.L_HTTP]['bytes_in'] == 100
     _claim(fenced, 'agent-b')
-    monitor._guarded(lambda: polled.append(2))
-    assert polled == [1] and monitor._stop.is_set()
+    fenced.faults(counters={fx.L_HTTP: {'bytes_in': 300}})
+    monitor._guarded(monitor.poll_statistics)
+    assert fenced.octavia.listener_stats()[fx.L_HTTP]['bytes_in'] == 100
+    assert fenced.state.get_statistics(LB)[fx.L_HTTP]['bytes_in'] == 100
+    assert monitor._stop.is_set()
