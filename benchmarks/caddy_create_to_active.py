@@ -65,11 +65,11 @@ CADDY, FAKE = 'caddy', 'fake'
 CLUSTERS = {CADDY: 'caddy-a', FAKE: 'fake-a'}
 BenchError = base.BenchError
 
-# multilb/worker.py, once a change is applied and recorded:
+# multilb/jobs.py, once a change is applied and recorded:
 #   "Load balancer <id> on cluster <c>: create loadbalancer <id> applied in
 #   0.005s"
 APPLIED_RE = re.compile(
-    r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ INFO multilb\.worker '
+    r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ INFO multilb\.jobs '
     r'.*Load balancer (\S+) on cluster (\S+): create loadbalancer \S+ '
     r'applied in ([0-9.]+)s')
 

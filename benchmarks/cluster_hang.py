@@ -93,19 +93,19 @@ NODES = {'h1': 1, 'h2': 1, HUNG: 2}
 PHASES = ('A1', 'B', 'A2')
 BenchError = base.BenchError
 
-# multilb/worker.py, once a change is applied and recorded:
+# multilb/jobs.py, once a change is applied and recorded:
 #   "Load balancer <id> on cluster <c>: create loadbalancer <id> applied in
 #   0.005s"
 APPLIED_RE = re.compile(
-    r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \d+ INFO multilb\.worker '
+    r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \d+ INFO multilb\.jobs '
     r'.*Load balancer (\S+) on cluster (\S+): create loadbalancer \S+ '
     r'applied in ([0-9.]+)s')
-# multilb/worker.py, when an apply on x failed and will be retried (after
+# multilb/jobs.py, when an apply on x failed and will be retried (after
 # reading the LB's graph through the driver agent's get socket):
 #   "Load balancer <id> on cluster x: cluster unavailable, will retry ..."
 RETRY_RE = re.compile(
     r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \d+ WARNING '
-    r'multilb\.worker .*Load balancer \S+ on cluster %s: cluster '
+    r'multilb\.jobs .*Load balancer \S+ on cluster %s: cluster '
     r'unavailable, will retry' % HUNG)
 # backends/transport.py, when a trial call's outcome is recorded:
 #   "Cluster x: circuit breaker open -> half-open"

@@ -65,14 +65,14 @@ PROJECT = 'proj-bench'
 LB_PATH = '/v2/lbaas/loadbalancers'
 
 
-# multilb/worker.py logs, after recording the outcome and before reporting
+# multilb/jobs.py logs, after recording the outcome and before reporting
 # the statuses to Octavia:
 #   "Load balancer <id> on cluster <c>: create loadbalancer <id> applied in
 #   0.005s"
 # Used only for the optional breakdown; if the wording changes the breakdown
 # is left out.
 APPLIED_RE = re.compile(
-    r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \d+ INFO multilb\.worker '
+    r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \d+ INFO multilb\.jobs '
     r'.*Load balancer (\S+) on cluster \S+: create loadbalancer \S+ '
     r'applied in ([0-9.]+)s')
 
