@@ -6,7 +6,8 @@ is one Caddy server under its own key (``<lb id>--<listener id>``,
 :mod:`backends.caddy.translate`), so applying or deleting one load balancer
 never rewrites another's configuration.
 
-Node failures: a change is applied to every node that answers; if at least
+Node failures: a change is applied to every node that answers (to all the
+nodes at once, so concurrent changes share each node's loads); if at least
 one did, the change succeeds and the nodes that missed it are named in a
 WARNING (they catch up at the next change of that load balancer); if none
 did, the cluster is unavailable and the agent retries.
@@ -274,38 +275,39 @@ class CaddyBackend(base.ApplianceBackend):
                 LOG.debug('closing %s failed', client, exc_info=True)
 
     def _on_every_node(self, what, lb_id, action):
-        """Run ``action(endpoint, client)`` on each node; see the module
-        docstring."""
-        missed = []
+        """Run ``action(endpoint, client)`` on each node, all nodes at
+        once (the first in the calling thread): a change reaches every
+        node's batcher at the same time, so changes of concurrent applies
+        meet in one batch on each node instead of trailing each other
+        from node to node; see the module docstring."""
         down = set(self._down)
         if all(endpoint in down or endpoint in self._outdated
                for endpoint, _client in self._nodes):
             down = set()   # every node failed its probe: try them anyway
-        for endpoint, client in self._nodes:
-            if endpoint in down:
-                self._missed.setdefault(endpoint, set()).add(lb_id)
-                missed.append('%s: skipped, failed its last probe' %
-                              self._names[endpoint])
-                continue
+        nodes = list(self._nodes)
+        outcomes = [None] * len(nodes)
+
+        def run(index):
+            endpoint, client = nodes[index]
             try:
-                # never under _changing: a change must reach the node's
-                # batcher while the previous batch is being written
-                if endpoint not in self._versions:   # its first change
-                    with self._first_change[endpoint]:
-                        if endpoint not in self._versions:
-                            self._read_version(endpoint)
-                usable = endpoint not in self._outdated
-                if usable:
-                    action(endpoint, client)
-            except exceptions.BackendUnavailable as exc:
-                self._missed.setdefault(endpoint, set()).add(lb_id)
-                missed.append('%s: %s' % (self._names[endpoint], exc))
-                continue
-            if usable:
-                self._missed.get(endpoint, set()).discard(lb_id)
-            else:   # gets everything once upgraded (it is stale)
-                missed.append('%s: skipped, %s' % (
-                    self._names[endpoint], self._too_old(endpoint)))
+                outcomes[index] = self._on_node(lb_id, action, endpoint,
+                                                client, down)
+            except Exception as exc:  # noqa: B902 - re-raised below
+                outcomes[index] = exc
+
+        others = [threading.Thread(target=run, args=(index,), daemon=True,
+                                   name='caddy-%s-node%d' % (
+                                       self.cluster.name, index))
+                  for index in range(1, len(nodes))]
+        for thread in others:
+            thread.start()
+        run(0)
+        for thread in others:
+            thread.join()
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        if failed:
+            raise failed[0]
+        missed = [o for o in outcomes if o]
         if len(missed) == len(self._nodes):
             raise exceptions.BackendUnavailable(
                 'cluster %s: no Caddy node answered the %s of load balancer '
@@ -315,6 +317,31 @@ class CaddyBackend(base.ApplianceBackend):
             LOG.warning('Load balancer %s on cluster %s: %s missed by %d of '
                         '%d nodes: %s', lb_id, self.cluster.name, what,
                         len(missed), len(self._nodes), '; '.join(missed))
+
+    def _on_node(self, lb_id, action, endpoint, client, down):
+        """``action`` on one node: None when the node took it, else why
+        it did not (it is then counted as having missed ``lb_id``)."""
+        if endpoint in down:
+            self._missed.setdefault(endpoint, set()).add(lb_id)
+            return '%s: skipped, failed its last probe' % self._names[endpoint]
+        try:
+            # never under _changing: a change must reach the node's
+            # batcher while the previous batch is being written
+            if endpoint not in self._versions:   # its first change
+                with self._first_change[endpoint]:
+                    if endpoint not in self._versions:
+                        self._read_version(endpoint)
+            usable = endpoint not in self._outdated
+            if usable:
+                action(endpoint, client)
+        except exceptions.BackendUnavailable as exc:
+            self._missed.setdefault(endpoint, set()).add(lb_id)
+            return '%s: %s' % (self._names[endpoint], exc)
+        if not usable:      # gets everything once upgraded (it is stale)
+            return '%s: skipped, %s' % (self._names[endpoint],
+                                        self._too_old(endpoint))
+        self._missed.get(endpoint, set()).discard(lb_id)
+        return None
 
     @staticmethod
     def _prune(client, lb_id, keep, keep_certificates=()):

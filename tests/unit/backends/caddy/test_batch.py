@@ -169,3 +169,43 @@ def test_concurrent_applies_to_a_cluster_share_config_loads():
         assert sorted(node.servers) == sorted(
             'lb-%02d--l-%02d' % (n, n) for n in range(6))
         assert node.loads <= 3, node.loads
+
+
+class OverlapNode(SlowNode):
+    """A SlowNode that records when each load runs (shared ``log``)."""
+
+    def __init__(self, name, log):
+        super().__init__(name)
+        self.log = log
+
+    def replace_servers(self, servers):
+        self.log.append(('start', self.transport.name))
+        super().replace_servers(servers)
+        self.log.append(('end', self.transport.name))
+
+
+def test_the_nodes_of_a_cluster_load_a_change_at_the_same_time():
+    """One apply loads every node at once: both loads start before either
+    ends (written one after the other, each change waited for the first
+    node's load before the second node saw it, and concurrent changes
+    trailed each other from node to node instead of sharing loads)."""
+    log = []
+    nodes = (OverlapNode('unix:///run/a.sock', log),
+             OverlapNode('unix:///run/b.sock', log))
+    backend = test_version.lab(*nodes)
+    backend.apply_loadbalancer(graph(1))
+    assert [event for event, _node in log] == [
+        'start', 'start', 'end', 'end']
+    for node in nodes:
+        assert sorted(node.servers) == ['lb-01--l-01']
+
+
+def test_a_config_one_node_rejects_fails_the_apply():
+    nodes = SlowNode('unix:///run/a.sock'), SlowNode('unix:///run/b.sock')
+    backend = test_version.lab(*nodes)
+
+    def rejected(servers):
+        raise exceptions.BackendRejected('loading new config: bad')
+    nodes[1].replace_servers = rejected
+    with pytest.raises(exceptions.BackendRejected):
+        backend.apply_loadbalancer(graph(1))
