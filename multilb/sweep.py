@@ -40,6 +40,7 @@ from multilb import fencing
 LOG = logging.getLogger(__name__)
 
 FLUSH_PERIOD = 1.0        # seconds between two health commits, at most
+IN_FLIGHT = 2.0           # seconds a new work key may take to wake a worker
 _LOG_EVERY = 60.0
 
 
@@ -177,10 +178,15 @@ class AgentSweep:
             self._late = found
 
     def _wake_idle(self, workers):
+        """Wake idle workers with work or status updates older than
+        :data:`IN_FLIGHT` (younger ones are most likely on their way
+        through the watch; a missed one is found at the next round)."""
         waiting = set()
+        now = time.time_ns()
         for prefix in ('work/', 'outbox/'):
             for entry in self.state.kv.get_prefix(prefix):
-                waiting.add(entry.key.split('/', 2)[1])
+                if now - _written_ns(entry.key) >= IN_FLIGHT * 1e9:
+                    waiting.add(entry.key.split('/', 2)[1])
         for name in sorted(waiting & set(workers)):
             worker = workers[name]
             if worker.idle:
@@ -188,3 +194,13 @@ class AgentSweep:
                          'agent sweep (a watch missed them); scanning now',
                          name)
                 worker.wake()
+
+
+def _written_ns(key):
+    """When a ``work/`` or ``outbox/`` key was made (its last part starts
+    with :func:`multilb.state.new_seq`'s nanoseconds); 0 if it does not
+    say."""
+    try:
+        return int(key.rsplit('/', 1)[-1].split('-', 1)[0])
+    except ValueError:
+        return 0

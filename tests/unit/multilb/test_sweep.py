@@ -6,11 +6,15 @@ Workers of cluster 'alpha' over the env's store (SQLite, which cannot
 watch: the sweep is told ``watched`` where a test plays the etcd watch).
 """
 
+import time
+import types
+
 import pytest
 
 from multilb import exceptions
 from multilb import fencing
 from multilb import keys
+from multilb import state as state_mod
 from multilb import sweep as sweep_mod
 from multilb import worker as worker_mod
 from tests.unit import fixtures as fx
@@ -107,22 +111,36 @@ def test_an_idle_worker_that_lost_its_cluster_stops(owned):
     assert owned.worker.fenced and owned.worker._stop.is_set()
 
 
-def test_an_idle_worker_is_woken_for_work_a_watch_missed(owned):
+def _later(monkeypatch, seconds):
+    """The sweep's clock, ``seconds`` ahead."""
+    real = time.time_ns
+    monkeypatch.setattr(sweep_mod, 'time', types.SimpleNamespace(
+        time_ns=lambda: real() + int(seconds * 1e9),
+        monotonic=time.monotonic))
+
+
+def test_an_idle_worker_is_woken_for_work_a_watch_missed(owned,
+                                                         monkeypatch):
     owned.worker.scan()
     assert owned.worker.idle
     owned.sweep.sweep()
     assert not owned.worker._wake.is_set()         # nothing waiting
     owned.driver.loadbalancer_create(fx.create_lb())   # watch missed it
     owned.sweep.sweep()
+    assert not owned.worker._wake.is_set()         # may be on its way
+    _later(monkeypatch, sweep_mod.IN_FLIGHT)
+    owned.sweep.sweep()
     assert owned.worker._wake.is_set()
 
 
-def test_an_undelivered_status_wakes_an_idle_worker(owned):
+def test_an_undelivered_status_wakes_an_idle_worker(owned, monkeypatch):
     owned.create_active()
     owned.worker.scan()
     assert owned.worker.idle
-    owned.state.kv.commit(puts={keys.outbox_prefix('alpha') + '1-x':
-                                '{"lb": "%s", "status": {}}' % LB})
+    owned.state.kv.commit(puts={
+        keys.outbox_prefix('alpha') + state_mod.new_seq():
+        '{"lb": "%s", "status": {}}' % LB})
+    _later(monkeypatch, sweep_mod.IN_FLIGHT)
     owned.sweep.sweep()
     assert owned.worker._wake.is_set()
 
