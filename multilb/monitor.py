@@ -194,6 +194,8 @@ class ClusterMonitor:
             return
         known, _placed = self._known_graphs()
         if not known:
+            with self._lock:
+                self._verdicts.clear()     # nothing held: none to keep
             return
         try:
             verdicts = self.backend.member_health(known)
@@ -201,8 +203,13 @@ class ClusterMonitor:
             LOG.warning('Cluster %s: cannot read member health: %s',
                         self.name, exc)
             return
+        held = {oid for graph in known.values()
+                for otype, oid, _obj, _parent in graphs.walk(graph)
+                if otype == 'member'}
         with self._lock:
             self._verdicts.update(verdicts)
+            for member_id in set(self._verdicts) - held:
+                del self._verdicts[member_id]    # the member is gone
             all_verdicts = dict(self._verdicts)
         changed = []
         for lb_id, graph in sorted(known.items()):

@@ -176,3 +176,22 @@ def test_a_refused_batch_is_sent_again_one_lb_at_a_time(monitored):
     monitor._send_health([_health_change('lb-%d' % n) for n in range(3)])
     assert env.octavia.update_attempts - calls == 4
     assert len(env.octavia.statuses) == 3
+
+
+def test_health_of_deleted_members_is_not_kept(monitored):
+    """An agent's memory does not grow with the members that come and go
+    (churn): the verdicts kept are those of members still held."""
+    env, monitor = monitored, monitored.worker.monitor
+    monitor.poll_health()
+    assert {fx.M1, fx.M2} <= set(monitor._verdicts)
+    graph = env.committed()
+    for pool in graph['pools']:
+        pool['members'] = [m for m in pool['members']
+                           if m['member_id'] != fx.M2]
+    monitor.remember(fx.LB, graph)          # the worker applied M2's removal
+    monitor.poll_health()
+    assert fx.M1 in monitor._verdicts and fx.M2 not in monitor._verdicts
+    env.driver.loadbalancer_delete(fx.full_lb(), cascade=True)
+    env.process()
+    monitor.poll_health()
+    assert monitor._verdicts == {}
