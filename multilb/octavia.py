@@ -29,6 +29,12 @@ class OctaviaUnavailable(Exception):
     """The driver agent could not be reached; try again later."""
 
 
+class OctaviaBusy(OctaviaUnavailable):
+    """The driver agent took the request and did not answer within the
+    driver library's timeout (30 s): overloaded, or waiting for its
+    database. Its handler may still carry the request out."""
+
+
 class StatusRejected(Exception):
     """The driver agent processed a status update and refused a record."""
 
@@ -97,6 +103,8 @@ class OctaviaClient:
     def update_status(self, status):
         """Deliver one status dict.
 
+        :raises OctaviaBusy: sent, but no answer in time; the driver
+            agent may still write it.
         :raises OctaviaUnavailable: nothing was processed; retry.
         :raises StatusRejected: the agent refused a record.
         """
@@ -107,6 +115,10 @@ class OctaviaClient:
                 raise StatusRejected('%s %s: %s' % (
                     exc.status_object, exc.status_object_id,
                     exc.fault_string)) from None
+            # DriverLibrary wraps whatever its socket call raised; its own
+            # timeout (the request went out, no answer) is the context.
+            if isinstance(exc.__context__, driver_exc.DriverAgentTimeout):
+                raise OctaviaBusy(str(exc.fault_string)) from None
             raise OctaviaUnavailable(str(exc.fault_string)) from None
         except OSError as exc:
             raise OctaviaUnavailable(str(exc)) from None

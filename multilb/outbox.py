@@ -25,6 +25,12 @@ Policy:
   database is stopped, Octavia 19 writes each update from a process that
   waits for the database: the call returns once it is back, or ends here
   after 30 s while that process may still write it later.)
+* **Busy** (:class:`~multilb.octavia.OctaviaBusy`: the driver agent took
+  the update and did not answer within the driver library's 30 s): as
+  unreachable for the cluster, and that entry is not sent again for
+  :data:`BUSY_HOLD` seconds: the driver agent's handler may still be
+  writing it, and a copy sent meanwhile would only add to the load that
+  made it late.
 * **Order**: the entries of one load balancer are delivered oldest first;
   one that waits (failed, or being sent by another thread) holds back the
   newer entries of its load balancer only. Entries are per load balancer
@@ -59,11 +65,21 @@ MAX_BACKOFF = 30.0
 # Cluster-wide while the driver agent is unreachable: short, so users see
 # statuses within seconds of its return.
 MAX_UNAVAILABLE_BACKOFF = 5.0
+# An entry the driver agent took but did not answer in time: its handler
+# is likely still at work (octavia_lib's DRIVER_AGENT_TIMEOUT).
+BUSY_HOLD = 30.0
 WARN_EVERY = 60.0
 DEFAULT_DEADLINE = 86400.0    # [multilb] status_delivery_deadline
 ERROR_TEXT_MAX = 500
 
 DONE, WAITING, UNAVAILABLE = 'done', 'waiting', 'unavailable'
+# (refused, busy) -> how the log says it, how last_error starts
+_REASON = {(True, False): 'refused by Octavia',
+           (False, False): 'driver agent unreachable',
+           (False, True): 'driver agent did not answer in time'}
+_PREFIX = {(True, False): 'refused',
+           (False, False): 'driver agent unreachable',
+           (False, True): 'driver agent busy'}
 
 # scheme://user:password@ in an error text that echoes a URL
 _USERINFO = re.compile(r'([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@]*@')
@@ -178,7 +194,8 @@ class Outbox:
             self._backoff = min(MAX_UNAVAILABLE_BACKOFF,
                                 max(FIRST_BACKOFF, self._backoff * 2))
             self._not_before = time.time() + self._backoff
-            self._failed(key, entry, exc, refused=False)
+            self._failed(key, entry, exc, refused=False,
+                         busy=isinstance(exc, octavia_mod.OctaviaBusy))
             return UNAVAILABLE
         except octavia_mod.StatusRejected as exc:
             self._backoff = 0.0          # the driver agent answered
@@ -196,7 +213,7 @@ class Outbox:
                                                 time.time()))
         return DONE
 
-    def _failed(self, key, entry, exc, refused):
+    def _failed(self, key, entry, exc, refused, busy=False):
         """Record a failed attempt in the entry (or drop it past the
         deadline); log it as the policy says."""
         now = time.time()
@@ -208,6 +225,8 @@ class Outbox:
             # 0.5 s, then as long again as it has been refused: doubling
             refused_since = refused_since or now
             delay = min(MAX_BACKOFF, max(FIRST_BACKOFF, now - refused_since))
+        elif busy:
+            delay = max(self._backoff, BUSY_HOLD)
         else:
             delay = self._backoff
         text = error_text(exc)
@@ -224,8 +243,7 @@ class Outbox:
             return DONE
         delivery.update(first_failure_at=first, refused_since=refused_since,
                         attempts=attempts, last_attempt_at=now,
-                        last_error=('refused: ' if refused else
-                                    'driver agent unreachable: ') + text,
+                        last_error=_PREFIX[refused, busy] + ': ' + text,
                         next_attempt_at=now + delay)
         if not self.state.record_delivery_failure(key, delivery):
             return DONE                  # acknowledged meanwhile
@@ -238,7 +256,5 @@ class Outbox:
                 'Cluster %s: status update for load balancer %s not '
                 'delivered (%s, attempt %d, failing for %.0fs), will retry '
                 'in %.1fs: %s', self.cluster, entry['lb'],
-                'refused by Octavia' if refused else
-                'driver agent unreachable', attempts, now - first, delay,
-                text)
+                _REASON[refused, busy], attempts, now - first, delay, text)
         return WAITING

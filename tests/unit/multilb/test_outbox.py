@@ -331,3 +331,30 @@ def test_the_deadline_is_read_from_multilb_options(tmp_path, octavia):
     other.mkdir()
     assert fx.make_runtime(other).conf.multilb.status_delivery_deadline \
         == outbox_mod.DEFAULT_DEADLINE == 86400.0
+
+
+# -- a driver agent that took the update and did not answer in time ----------
+
+def test_an_update_the_driver_agent_did_not_answer_is_not_resent_at_once(
+        state, octavia, outbox, clock):
+    """A copy sent while the first handler may still write it would only
+    add to the driver agent's load: that entry waits BUSY_HOLD, the
+    cluster's other entries only the short unreachable backoff."""
+    octavia.refuse['lb-x'] = outbox_mod.octavia_mod.OctaviaBusy(
+        'The driver agent did not respond in 30 seconds.')
+    key = finish(state, 'lb-x')
+    finish(state, 'lb-y')
+
+    run(outbox, clock, outbox_mod.BUSY_HOLD - 1)
+    assert octavia.tries('lb-x') == [0.0]
+    assert octavia.delivered() == ['lb-y']
+    delivery = state.outbox_entry(key)['delivery']
+    assert delivery['last_error'].startswith('driver agent busy: ')
+
+    run(outbox, clock, 2)
+    assert len(octavia.tries('lb-x')) == 2
+
+    del octavia.refuse['lb-x']
+    run(outbox, clock, outbox_mod.BUSY_HOLD + 1)
+    assert octavia.delivered() == ['lb-y', 'lb-x']
+    assert keys(state) == []
