@@ -38,6 +38,11 @@ from backends import exceptions
 
 SERVERS = 'config/apps/http/servers'
 CERTIFICATES = 'config/apps/tls/certificates/load_pem'
+# Read through the tls app, the deepest key whose parent (``apps``) exists
+# whenever a server does: a GET under an absent parent is an error line in
+# the node's log (HTTP 400), and a node without TLS listeners has no tls
+# app. ``GET`` of the absent app itself is ``200 null``.
+TLS_APP = 'config/apps/tls'
 UPSTREAMS = 'reverse_proxy/upstreams'
 METRICS = 'metrics'
 # Go's goroutine profile, one line per stack (see version.py)
@@ -259,11 +264,13 @@ class CaddyClient:
     def get_certificates(self):
         """The ``load_pem`` entries (``[]`` when the tls app has none)."""
         try:
-            return self._call('GET', CERTIFICATES) or []
+            tls_app = self._call('GET', TLS_APP)
         except exceptions.BackendRejected as exc:
             if _NO_PARENT in _error_text(exc):
-                return []
+                return []                   # no apps at all
             raise
+        certificates = (tls_app or {}).get('certificates') or {}
+        return certificates.get('load_pem') or []
 
     def add_certificate(self, entry):
         """Append one ``load_pem`` entry (give it a unique ``@id``)."""

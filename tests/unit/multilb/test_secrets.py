@@ -97,8 +97,8 @@ class _Admin(http.server.BaseHTTPRequestHandler):
         if path.startswith(servers + '/') and self.command == 'DELETE':
             node.servers.pop(path.rpartition('/')[2], None)
             return self._answer(200, None)
-        if path == '/config/apps/tls/certificates/load_pem':
-            return self._answer(200, [] if self.command == 'GET' else None)
+        if path == '/config/apps/tls':
+            return self._answer(200, None)
         return self._answer(200, None)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
@@ -220,8 +220,7 @@ def test_endpoint_credentials_reach_no_log_record_and_no_output(
     assert 'http://127.0.0.1:%d' % dead in stored
     assert not health['reachable'] and 'cannot serve' in stored
     assert 'missed by 1 of 2' in caplog.text
-    assert ('cannot serve GET /config/apps/tls/certificates/load_pem'
-            '?token=***') in caplog.text
+    assert 'cannot serve GET /config/apps/tls?token=***' in caplog.text
     assert "endpoints: 'ftp://***@10.0.0.1:2019?token=***'" in outputs[4]
     assert "'unix:///run/a.sock?token=***' is not unix://" in outputs[5]
     assert "'unix://***@/run/a.sock' is not unix://" in outputs[6]

@@ -277,6 +277,22 @@ def test_a_refused_certificate_next_to_others_is_not_retried_as_a_put():
         ('POST', CERTIFICATES), ('GET', CERTIFICATES)]
 
 
+def test_certificates_are_read_through_the_tls_app():
+    """Never a GET under a parent that may be absent: Caddy logs each as
+    an error (HTTP 400). A node without TLS listeners has no tls app."""
+    pem = [{'@id': 'lb--l--default--pem-1', 'certificate': 'C'}]
+    c = client({'certificates': {'load_pem': pem, 'load_files': []}},
+               None, {'certificates': {'load_files': [{}]}},
+               rejected(400, {'error': 'invalid traversal path at: '
+                                       'config/apps'}))
+    assert c.get_certificates() == pem
+    assert c.get_certificates() == []
+    assert c.get_certificates() == []
+    assert c.get_certificates() == []
+    assert [call[:2] for call in c.transport.calls] == [
+        ('GET', 'config/apps/tls')] * 4
+
+
 def test_goroutine_profile_is_read_as_text():
     c = client('goroutine profile: total 3\n')
     assert c.goroutines() == 'goroutine profile: total 3\n'
