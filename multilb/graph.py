@@ -89,6 +89,15 @@ def walk(graph):
             yield 'healthmonitor', hm['healthmonitor_id'], hm, pool['pool_id']
 
 
+def checked_objects(graph):
+    """``((type, fields), ...)`` of every object but the load balancer,
+    with the fields that are set: what
+    :meth:`backends.base.ApplianceBackend.check_supported` is given."""
+    return tuple((otype, {k: v for k, v in obj.items() if v is not None})
+                 for otype, _oid, obj, _parent in walk(graph)
+                 if otype != 'loadbalancer')
+
+
 def object_ids(graph):
     """``{object_id: type}`` of every object in the graph."""
     return {oid: otype for otype, oid, _obj, _parent in walk(graph)}

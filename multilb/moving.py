@@ -132,12 +132,9 @@ class MoveJobs:
         first such object's refusal text), or None: checked before the
         target is touched, so a move to a cluster of another backend is
         refused with a reason instead of half applied."""
-        for otype, _oid, obj, _parent in graphs.walk(graph):
-            if otype == 'loadbalancer':
-                continue
+        for otype, fields in graphs.checked_objects(graph):
             try:
-                self.cluster.backend_class.check_supported(
-                    otype, {k: v for k, v in obj.items() if v is not None})
+                self.cluster.backend_class.check_supported(otype, fields)
             except backend_exc.UnsupportedFeature as exc:
                 return str(exc)
         return None

@@ -23,18 +23,18 @@ ATTEMPTS = 20
 
 def request_for(lb):
     """The :class:`PlacementRequest` of a create-time graph."""
+    objects = graphs.checked_objects(lb)
     needs = set()
-    for otype, _oid, obj, _parent in graphs.walk(lb):
-        if otype != 'loadbalancer':
-            needs |= backend_base.needs(
-                otype, {k: v for k, v in obj.items() if v is not None})
+    for otype, fields in objects:
+        needs |= backend_base.needs(otype, fields)
     return cluster_state.PlacementRequest(
         loadbalancer_id=lb['loadbalancer_id'],
         project_id=lb.get('project_id') or '',
         flavor=lb.get('flavor') or {},
         availability_zone=lb.get('availability_zone') or {},
         listeners=len(lb.get('listeners') or ()),
-        needs=frozenset(needs))
+        needs=frozenset(needs),
+        objects=objects)
 
 
 def snapshot(rt, request, now=None):
@@ -69,7 +69,8 @@ def snapshot(rt, request, now=None):
             breaker_open=breaker_open,
             recent_errors=int(health.get('recent_errors', 0)),
             project_placed=project.get(name, (0, None))[0],
-            capabilities=cluster.backend_class.capabilities()))
+            capabilities=cluster.backend_class.capabilities(),
+            check_supported=cluster.backend_class.check_supported))
     return states, runtime_info, project
 
 

@@ -41,6 +41,12 @@ class ClusterState:
         default_factory=dict)
     """``{'listener.protocol': frozenset({...}), ...}`` from the backend:
     keys are ``<object type>.<field>`` (see :mod:`backends.base`)."""
+    check_supported: typing.Optional[typing.Callable] = dataclasses.field(
+        default=None, compare=False)
+    """The backend class's ``check_supported(object type, fields)``: pure,
+    raises :class:`backends.exceptions.UnsupportedFeature` for what the
+    capability sets cannot say (a listener's ``connection_limit`` on
+    Caddy). None: the sets say everything."""
 
     @property
     def free(self):
@@ -66,3 +72,6 @@ class PlacementRequest:
     needs: frozenset = frozenset()
     """``{(capability key, value), ...}`` the graph uses, e.g.
     ``('listener.protocol', 'TERMINATED_HTTPS')``."""
+    objects: tuple = dataclasses.field(default=(), compare=False)
+    """``((object type, fields), ...)``: every object of the graph but the
+    load balancer, for :attr:`ClusterState.check_supported`."""

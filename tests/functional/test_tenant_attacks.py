@@ -137,6 +137,22 @@ def test_health_monitor_post_stop_through_a_loopback_member(shared):
     assert_victim_serves(shared)
 
 
+def test_an_option_caddy_lacks_is_refused_in_a_whole_graph_create(shared):
+    """As when the listener is created on its own: 501 naming the cluster
+    and what it supports, no load balancer left (it used to be accepted,
+    and the listener went to ERROR when the node refused it)."""
+    conn = shared['conn']
+    listener = lab.http_listener(8082, shared['attacker_members'])
+    listener['connection_limit'] = 100
+    text = refused(lambda: conn.load_balancer.create_load_balancer(
+        name='capped', project_id='proj-attacker',
+        vip_subnet_id=fleet_mod.VIP_SUBNET, listeners=[listener]), 501)
+    assert ('cluster shared (backend caddy): listener connection_limit 100 '
+            'is not supported') in text
+    assert not list(conn.load_balancer.load_balancers(name='capped'))
+    assert_victim_serves(shared)
+
+
 def test_vip_on_loopback_or_management_network_is_refused(shared):
     conn = shared['conn']
     # Octavia's own VIP path (a network without a pool)

@@ -11,6 +11,7 @@ import pytest
 from octavia_lib.api.drivers import data_models as dm
 from octavia_lib.api.drivers import exceptions as lib_exc
 
+from backends import exceptions as backend_exc
 from backends.fake import backend as fake_backend
 from multilb import exceptions
 from multilb import graph as graphs
@@ -620,6 +621,57 @@ def test_create_skips_clusters_that_lack_a_feature(make, httponly):
     driver.loadbalancer_create(fx.create_lb())
     assert rt.state.get_lb('lb-other')['cluster'] == 'lim'
     assert rt.state.get_lb(LB)['cluster'] == 'roomy'
+
+
+class NoLimitBackend(fake_backend.FakeBackend):
+    """Refuses a connection limit as the caddy backend does: in
+    check_supported, not in a capability set."""
+
+    @classmethod
+    def check_supported(cls, object_type, fields):
+        super().check_supported(object_type, fields)
+        if fields.get('connection_limit') not in (None, -1):
+            raise backend_exc.UnsupportedFeature(
+                'listener connection_limit %s is not supported; '
+                'supported: -1 (unlimited)' % fields['connection_limit'])
+
+
+@pytest.fixture
+def nolimit(monkeypatch):
+    real = registry._load
+    monkeypatch.setattr(registry, '_load', lambda name: (
+        NoLimitBackend if name == 'nolimit' else real(name)))
+
+
+def limited_lb():
+    lb = fx.create_lb()
+    lb.listeners[0].connection_limit = 100
+    return lb
+
+
+def test_whole_graph_gets_the_check_of_a_single_object(make, nolimit):
+    """A listener option the backend refuses is refused in the create
+    request of the whole graph too, with nothing placed, not accepted and
+    then put in ERROR by the cluster."""
+    driver, rt = make({'lim': {'backend': 'nolimit'}})
+    with pytest.raises(lib_exc.UnsupportedOptionError) as err:
+        driver.loadbalancer_create(limited_lb())
+    assert err.value.user_fault_string == (
+        'no appliance cluster supports this load balancer: cluster lim '
+        '(backend nolimit): listener connection_limit 100 is not '
+        'supported; supported: -1 (unlimited)')
+    assert rt.state.get_lb(LB) is None
+    assert rt.state.cluster_counts() == {}
+
+
+def test_whole_graph_goes_to_a_cluster_that_takes_every_option(
+        make, nolimit):
+    driver, rt = make({'lim': {'backend': 'nolimit'},
+                       'other': {'max_loadbalancers': 10}})
+    driver.loadbalancer_create(bare_lb('lb-other'))    # lim: more room
+    driver.loadbalancer_create(limited_lb())
+    assert rt.state.get_lb('lb-other')['cluster'] == 'lim'
+    assert rt.state.get_lb(LB)['cluster'] == 'other'
 
 
 def test_listener_refused_on_a_cluster_full_of_listeners(make):

@@ -1,5 +1,6 @@
 """CapabilitiesFilter (scheduler/filters/capabilities.py)."""
 
+from backends import exceptions
 from scheduler.filters import capabilities
 from tests.unit.scheduler import fakes
 
@@ -41,3 +42,44 @@ def test_unknown_capability_key_supports_nothing():
 
 def test_request_needing_nothing_passes_everywhere():
     assert run([fakes.cluster('x', capabilities={})], set())[0] == ['x']
+
+
+def no_connection_limit(otype, fields):
+    """A backend's check_supported that refuses what no set can say."""
+    if otype == 'listener' and fields.get('connection_limit', -1) != -1:
+        raise exceptions.UnsupportedFeature(
+            'listener connection_limit %s is not supported; supported: -1'
+            % fields['connection_limit'])
+
+
+LIMITED = [('listener', {'protocol': 'HTTP', 'connection_limit': 100}),
+           ('pool', {'protocol': 'HTTP', 'lb_algorithm': 'ROUND_ROBIN'})]
+
+
+def test_backend_check_refuses_what_the_sets_cannot_say():
+    """A whole graph gets the check a single object gets at the API: a
+    listener with a connection limit keeps the load balancer off a cluster
+    whose backend refuses it, and the reason is the backend's."""
+    fleet = [fakes.cluster('caddy-a', backend='caddy',
+                           check_supported=no_connection_limit),
+             fakes.cluster('caddy-b', backend='caddy',
+                           check_supported=no_connection_limit),
+             fakes.cluster('f5-a', backend='f5')]
+    kept, removed = fakes.run(
+        capabilities.CapabilitiesFilter(fakes.options()), fleet,
+        fakes.request(needs={('listener.protocol', 'HTTP')},
+                      objects=tuple(LIMITED)))
+    assert kept == ['f5-a']
+    assert removed == {
+        name: 'cluster %s (backend caddy): listener connection_limit 100 '
+              'is not supported; supported: -1' % name
+        for name in ('caddy-a', 'caddy-b')}
+
+
+def test_backend_check_passes_what_it_supports():
+    allowed = [('listener', {'protocol': 'HTTP', 'connection_limit': -1})]
+    kept, removed = fakes.run(
+        capabilities.CapabilitiesFilter(fakes.options()),
+        [fakes.cluster('caddy-a', check_supported=no_connection_limit)],
+        fakes.request(objects=tuple(allowed)))
+    assert (kept, removed) == (['caddy-a'], {})
