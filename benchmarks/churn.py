@@ -34,7 +34,10 @@ appliance``) mirrors every load balancer a fake cluster holds as
    for ``--baseline`` s; the rate is the ACTIVE completions per second
    after the first quarter (at most 15 s).  Stub load balancers are not
    deleted (the stub has no delete).  The churn rate is ``--rate`` if
-   given, else min(5, 0.8 x that rate).
+   given, else min(5, STUB_SHARE x that rate): the stub's figure is a
+   saturated rate of creates at 2 DriverLibrary calls each, multilb's
+   mix costs ~2.4 calls per operation, and at 0.8 x the stub's rate the
+   backlog grew all through a run (benchmarks/README.md).
 2. Fill: creates at the churn rate until ``--population`` multilb load
    balancers exist, then wait until all are ACTIVE.  The agent's RSS is
    taken here ("start").
@@ -97,6 +100,8 @@ from tools.localstack import (  # noqa: E402
 
 MULTILB, STUB = floor.MULTILB, floor.STUB
 AGENT = MULTILB          # the plain entry point: the RSS is multilb's own
+# Default churn rate, as a share of the stub's saturated create rate.
+STUB_SHARE = 0.5
 LB_PATH, PROJECT = floor.LB_PATH, floor.PROJECT
 KINDS = ('create', 'members', 'l7', 'delete')
 LATE = 1.0               # s after its slot: an operation sent late
@@ -166,10 +171,21 @@ def create_body(name, provider):
 
 def rss_kb(pid):
     """VmRSS of ``pid`` in kB (None if gone)."""
+    return _proc_status(pid, 'VmRSS:')
+
+
+def threads_of(pid):
+    """Threads of ``pid`` (None if gone): every thread keeps a stack and,
+    in multilb, an HTTP session to the store (one per thread), so RSS
+    follows the thread pools as they grow to their bounds."""
+    return _proc_status(pid, 'Threads:')
+
+
+def _proc_status(pid, field):
     try:
         with open('/proc/%d/status' % pid) as f:
             for line in f:
-                if line.startswith('VmRSS:'):
+                if line.startswith(field):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
@@ -184,7 +200,8 @@ def agent_pid(stack, agent):
 class Sampler(threading.Thread):
     """Every ``period`` s: (seconds since start, agent pid, its RSS kB,
     the driver agent's RSS kB, load average, LBs listed PENDING_*,
-    operations waiting for their answer or ACTIVE)."""
+    operations waiting for their answer or ACTIVE, the agent's
+    threads)."""
 
     def __init__(self, stack, agent, churn, period):
         super().__init__(daemon=True, name='sampler')
@@ -201,7 +218,8 @@ class Sampler(threading.Thread):
         row = (time.monotonic() - self.t0, pid,
                rss_kb(pid) if pid else None,
                rss_kb(parent.pid) if parent is not None else None,
-               base.loadavg(), len(listed), waiting)
+               base.loadavg(), len(listed), waiting,
+               threads_of(pid) if pid else None)
         self.samples.append(row)
         return row
 
@@ -788,13 +806,13 @@ def run(args, workdir, out):
         if args.rate is not None:
             rate = args.rate
         elif stub_rate:
-            rate = min(5.0, 0.8 * stub_rate)
+            rate = min(5.0, STUB_SHARE * stub_rate)
         else:
             raise base.BenchError('no stub rate measured and no --rate')
         res['rate'] = rate
         out('churn rate: %.2f ops/s (%s)' % (
             rate, '--rate' if args.rate is not None
-            else 'min(5, 0.8 x stub %.2f/s)' % stub_rate))
+            else 'min(5, %.1f x stub %.2f/s)' % (STUB_SHARE, stub_rate)))
 
         # Phase 2: fill.
         churn = Churn(args, api, poll_api, rng, out)
@@ -932,7 +950,8 @@ def _header(args, res, out):
         out('baseline: not measured (--baseline 0)')
     out('churn rate: %.2f ops/s%s' % (res['rate'], ' (--rate)'
                                       if args.rate is not None else
-                                      ' = min(5, 0.8 x the stub\'s rate)'))
+                                      ' = min(5, %.1f x the stub\'s rate)'
+                                      % STUB_SHARE))
 
 
 def _operations(args, res, out):
@@ -1020,10 +1039,12 @@ def _memory(args, res, out, problems):
         problems.append('agent process changed')
     out('  series (s since the start, RSS, driver agent RSS, load avg, '
         'LBs listed PENDING_*,')
-    out('  operations waiting for an answer or ACTIVE):')
+    out('  operations waiting for an answer or ACTIVE, the agent\'s '
+        'threads):')
     for s in series:
-        out('    %7.0f  %10s  %10s  %-17s %4d %4d' % (
-            s[0], _mb(s[2]), _mb(s[3]), s[4], s[5], s[6]))
+        out('    %7.0f  %10s  %10s  %-17s %4d %4d %5s' % (
+            s[0], _mb(s[2]), _mb(s[3]), s[4], s[5], s[6],
+            s[7] if len(s) > 7 and s[7] is not None else '-'))
     out('load avg: %s (start), %s, %s (end)' % (
         res['load_start'], ', '.join('%s %s' % kv for kv in res['loads']),
         res['load_end']))
@@ -1183,8 +1204,8 @@ def parse_args(argv=None):
     p.add_argument('--duration', type=float, default=30.0,
                    help='minutes of churn (default 30)')
     p.add_argument('--rate', type=float, default=None,
-                   help='operations per second (default: min(5, 0.8 x the '
-                        'stub\'s sustained create rate))')
+                   help='operations per second (default: min(5, %.1f x the '
+                        'stub\'s sustained create rate))' % STUB_SHARE)
     p.add_argument('--clusters', type=int, default=20,
                    help='fake clusters (default 20)')
     p.add_argument('--capacity', type=int, default=100000,
