@@ -83,6 +83,18 @@ def needs(object_type, fields):
     return found
 
 
+def refusal(check_supported, objects):
+    """The refusal text of the first of ``objects`` (``((object type,
+    fields), ...)``) that ``check_supported`` (a backend class's
+    :meth:`ApplianceBackend.check_supported`) refuses, or None."""
+    for object_type, fields in objects:
+        try:
+            check_supported(object_type, fields)
+        except exceptions.UnsupportedFeature as exc:
+            return str(exc)
+    return None
+
+
 _LABELS = {
     'protocol': 'protocol', 'lb_algorithm': 'algorithm', 'type': 'type',
     'action': 'action',

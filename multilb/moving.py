@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 
+from backends import base as backend_base
 from backends import exceptions as backend_exc
 from multilb import bindings
 from multilb import exceptions
@@ -132,12 +133,8 @@ class MoveJobs:
         first such object's refusal text), or None: checked before the
         target is touched, so a move to a cluster of another backend is
         refused with a reason instead of half applied."""
-        for otype, fields in graphs.checked_objects(graph):
-            try:
-                self.cluster.backend_class.check_supported(otype, fields)
-            except backend_exc.UnsupportedFeature as exc:
-                return str(exc)
-        return None
+        return backend_base.refusal(self.cluster.backend_class.check_supported,
+                                    graphs.checked_objects(graph))
 
     def _remove(self, lb_id):
         """Delete ``lb_id`` from this cluster; the BackendError, or None."""

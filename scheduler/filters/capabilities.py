@@ -18,7 +18,7 @@ The reason names the cluster and its backend, and what it supports: when
 this filter removes the last candidates, the driver shows it to the user.
 """
 
-from backends import exceptions as backend_exc
+from backends import base as backend_base
 from scheduler import filters
 
 
@@ -70,9 +70,4 @@ def _refusal(check_supported, objects):
     """The first object's refusal text, or None (also without a check)."""
     if check_supported is None:
         return None
-    for otype, fields in objects:
-        try:
-            check_supported(otype, fields)
-        except backend_exc.UnsupportedFeature as exc:
-            return str(exc)
-    return None
+    return backend_base.refusal(check_supported, objects)
