@@ -435,8 +435,9 @@ class CaddyBackend(base.ApplianceBackend):
         def one_key_at_a_time(endpoint, client):
             with self._changing[endpoint]:
                 self._read_traffic(endpoint, client)
-                if servers:
-                    client.ensure_http_app()
+                # put_server creates the http app when a node has none:
+                # creating it first would be Caddy's 409 (and an error
+                # line in the node's log) at every change.
                 present = {e.get('@id') for e in client.get_certificates()}
                 for object_id, entry in certificates.items():
                     if object_id not in present:

@@ -10,6 +10,7 @@ from backends.caddy import backend
 from multilb.conf import clusters as cluster_conf
 from multilb import exceptions as multilb_exc
 from tests.unit.backends.test_transport import ScriptedServer
+from tests.unit.backends.caddy import test_translate as tt
 from tests.unit.backends.test_transport import reply
 
 Caddy = backend.CaddyBackend
@@ -165,3 +166,38 @@ def test_sharing_counts_every_pool_that_proxies_to_the_address(
     graphs = {'lb-a': _graph('lb-a', 'proj-a', dict(
         {'pa': (True, [('ma-7', '10.0.0.7', 80, True)])}, **other))}
     assert started.member_health(graphs).get('ma-7') is verdict
+
+
+# -- batch_writes = false: one admin request per key -------------------------
+
+@pytest.fixture
+def unbatched_node():
+    """A node that holds an http app already: creating it again is
+    Caddy's 409 'key already exists', which the node logs as an error."""
+    srv = ScriptedServer()
+    srv.on('/metrics', reply(200, ''))
+    srv.on('/config/apps/tls', reply(200, None))
+    srv.on('/config/apps/http/servers', reply(200, {}))
+    srv.on('/config/apps/http/servers/%s--li-http' % tt.LB, reply(200, None))
+    yield srv
+    srv.stop()
+
+
+def test_an_unbatched_change_does_not_recreate_the_http_app(unbatched_node):
+    config = cluster_conf.ClusterConfig(
+        name='c1', backend='caddy', max_loadbalancers=0, description='',
+        backend_class=Caddy, options={
+            'endpoints': [unbatched_node.url], 'listen_address': '127.0.0.1',
+            'connect_timeout': 1.0, 'read_timeout': 2.0,
+            'probe_timeout': 1.0, 'divergence_check_interval': 30.0,
+            'ca_bundle': '', 'client_cert': '', 'client_key': '',
+            'batch_writes': False})
+    caddy = Caddy(config)
+    caddy.start()
+    try:
+        caddy.apply_loadbalancer(tt.case_minimal_http())
+    finally:
+        caddy.stop()
+    hits = unbatched_node.hits
+    assert hits[('POST', '/config/apps/http/servers/%s--li-http' % tt.LB)] == 1
+    assert hits[('PUT', '/config/apps/http/servers')] == 0
