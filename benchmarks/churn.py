@@ -78,6 +78,7 @@ import concurrent.futures
 import json
 import os
 import random
+import re
 import signal
 import shutil
 import sys
@@ -181,6 +182,51 @@ def threads_of(pid):
     return _proc_status(pid, 'Threads:')
 
 
+MEMORY_PARTS = ('stacks', 'arenas', 'heap', 'anon', 'file')
+_MAPPING = re.compile(r'^[0-9a-f]+-[0-9a-f]+ ')
+_THREAD_STACK = 8 << 20          # glibc's default, ulimit -s 8192
+_ARENA_ALIGN = 64 << 20          # glibc's HEAP_MAX_SIZE on 64 bits
+
+
+def memory_parts(pid):
+    """Where ``pid``'s RSS is, in kB by kind of mapping (None if gone):
+    ``stacks`` thread stacks (8 MiB anonymous), ``arenas`` the malloc
+    arenas of threads other than the main one (anonymous, 64 MiB
+    aligned), ``heap`` the main arena, ``anon`` the rest of the anonymous
+    memory (Python's object arenas, large buffers), ``file`` mapped files
+    (code).  Growth in stacks and arenas follows the thread count; growth
+    in heap and anon with a steady thread count is what a leak looks
+    like."""
+    parts = dict.fromkeys(MEMORY_PARTS, 0)
+    kind = 'anon'
+    try:
+        with open('/proc/%d/smaps' % pid) as f:
+            for line in f:
+                if _MAPPING.match(line):
+                    kind = _mapping_kind(line.split())
+                elif line.startswith('Rss:'):
+                    parts[kind] += int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return parts
+
+
+def _mapping_kind(fields):
+    low, high = (int(x, 16) for x in fields[0].split('-'))
+    path = fields[5] if len(fields) > 5 else ''
+    if path == '[heap]':
+        return 'heap'
+    if path.startswith('/'):
+        return 'file'
+    if path:
+        return 'anon'
+    if high - low == _THREAD_STACK:
+        return 'stacks'
+    if low % _ARENA_ALIGN == 0 and high - low < _ARENA_ALIGN:
+        return 'arenas'
+    return 'anon'
+
+
 def _proc_status(pid, field):
     try:
         with open('/proc/%d/status' % pid) as f:
@@ -201,7 +247,7 @@ class Sampler(threading.Thread):
     """Every ``period`` s: (seconds since start, agent pid, its RSS kB,
     the driver agent's RSS kB, load average, LBs listed PENDING_*,
     operations waiting for their answer or ACTIVE, the agent's
-    threads)."""
+    threads, its :func:`memory_parts`)."""
 
     def __init__(self, stack, agent, churn, period):
         super().__init__(daemon=True, name='sampler')
@@ -219,7 +265,8 @@ class Sampler(threading.Thread):
                rss_kb(pid) if pid else None,
                rss_kb(parent.pid) if parent is not None else None,
                base.loadavg(), len(listed), waiting,
-               threads_of(pid) if pid else None)
+               threads_of(pid) if pid else None,
+               memory_parts(pid) if pid else None)
         self.samples.append(row)
         return row
 
@@ -1037,17 +1084,39 @@ def _memory(args, res, out, problems):
             p for p in pids if p) + (' (and none at times)'
                                      if None in pids else ''))
         problems.append('agent process changed')
+    _memory_parts(series, out)
     out('  series (s since the start, RSS, driver agent RSS, load avg, '
         'LBs listed PENDING_*,')
     out('  operations waiting for an answer or ACTIVE, the agent\'s '
-        'threads):')
+        'threads, MB in %s):' % '/'.join(MEMORY_PARTS))
     for s in series:
-        out('    %7.0f  %10s  %10s  %-17s %4d %4d %5s' % (
+        parts = s[8] if len(s) > 8 and s[8] else None
+        out('    %7.0f  %10s  %10s  %-17s %4d %4d %5s  %s' % (
             s[0], _mb(s[2]), _mb(s[3]), s[4], s[5], s[6],
-            s[7] if len(s) > 7 and s[7] is not None else '-'))
+            s[7] if len(s) > 7 and s[7] is not None else '-',
+            '/'.join('%.1f' % (parts[k] / 1024.0) for k in MEMORY_PARTS)
+            if parts else '-'))
     out('load avg: %s (start), %s, %s (end)' % (
         res['load_start'], ', '.join('%s %s' % kv for kv in res['loads']),
         res['load_end']))
+
+
+def _memory_parts(series, out):
+    """The agent's RSS growth by kind of memory over the whole churn and
+    over its second half: thread stacks and malloc arenas grow with the
+    job pools up to their bound (clusters x workers_per_cluster); heap
+    and anon growing while the thread count holds would be a leak."""
+    rows = [s for s in series if len(s) > 8 and s[8] and s[7]]
+    if len(rows) < 2:
+        return
+    first, last = rows[0], rows[-1]
+    middle = min(rows, key=lambda s: abs(s[0] - (first[0] + last[0]) / 2))
+    for label, a, b in (('whole run', first, last),
+                        ('second half', middle, last)):
+        out('  %-12s %5.0f -> %5.0f s: RSS %+.1f MB, threads %d -> %d; %s'
+            % (label, a[0], b[0], (b[2] - a[2]) / 1024.0, a[7], b[7],
+               ', '.join('%s %+.1f' % (k, (b[8][k] - a[8][k]) / 1024.0)
+                         for k in MEMORY_PARTS)))
 
 
 def _calls(args, res, out):
