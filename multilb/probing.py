@@ -27,7 +27,7 @@ ERROR_WINDOW = 300.0   # seconds of appliance failures the scheduler weighs
 class ProbingMixin:
     """Needs: name, state, backend, breaker, settings, _lock, _errors,
     _pool, _not_before, _next_probe, _next_resync, _last_reachable,
-    _resyncing, fence, orphans, sweep, _verify, _fenced_by (see
+    _resyncing, fence, orphans, sweep, _verify, fence_lost (see
     ClusterWorker)."""
 
     def probe(self, force=False):
@@ -120,7 +120,7 @@ class ProbingMixin:
             try:
                 self._resync(health, listing)
             except exceptions.Fenced as exc:
-                self._fenced_by(exc)
+                self.fence_lost(exc)
             except exceptions.StoreUnavailable as exc:
                 LOG.warning('Cluster %s: resync postponed: %s', self.name,
                             exc)

@@ -162,7 +162,7 @@ class AgentSweep:
             if entry is None or entry.version != fence.version:
                 holder = (json.loads(entry.value).get('agent')
                           if entry is not None else None)
-                worker._fenced_by(exceptions.Fenced(
+                worker.fence_lost(exceptions.Fenced(
                     'cluster %s is now driven by agent %s' % (
                         name, holder or '(none)')))
 

@@ -163,7 +163,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
                 try:
                     step()
                 except exceptions.Fenced as exc:
-                    self._fenced_by(exc)
+                    self.fence_lost(exc)
                     return
                 except exceptions.StoreUnavailable as exc:
                     store_error = exc
@@ -224,9 +224,11 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         if self.fence is not None:
             self.fence.verify()
 
-    def _fenced_by(self, exc, lb_id=None):
+    def fence_lost(self, exc, lb_id=None):
         """Another agent owns the cluster: stop at once (the agent then
         drops this worker, see :meth:`multilb.agent.Agent.rebalance`).
+        Called by this worker's jobs and scans, and by the agent's sweep
+        (:mod:`multilb.sweep`) when the owner record changed; idempotent.
         ``lb_id``: the load balancer this agent may have just written to
         the cluster; the new owner is told to re-apply it."""
         with self._lock:
@@ -310,7 +312,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
             if intents:
                 self.process(lb_id, intents)
         except exceptions.Fenced as exc:
-            self._fenced_by(exc, lb_id)
+            self.fence_lost(exc, lb_id)
         except exceptions.Moved as exc:
             LOG.info('Load balancer %s on cluster %s: %s meanwhile; its '
                      'pending work goes there', lb_id, self.name, exc)

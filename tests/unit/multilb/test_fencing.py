@@ -83,7 +83,7 @@ def test_a_scan_after_a_takeover_stops_the_worker(fenced):
     _claim(fenced, 'agent-b')
     with pytest.raises(exceptions.Fenced):
         fenced.worker.scan()
-    fenced.worker._fenced_by(exceptions.Fenced('taken'))
+    fenced.worker.fence_lost(exceptions.Fenced('taken'))
     assert fenced.worker.fenced and fenced.worker._stop.is_set()
 
 
