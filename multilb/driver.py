@@ -191,7 +191,7 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
             reservations made in the same commit (``keys`` go into the
             intent as ``binds``).
         """
-        rt = runtime.get()
+        rt = runtime.get().checked()
         if lb_id is None:
             lb_id = self._lb_of(rt, parent, 'parent object')
         record = rt.state.get_lb(lb_id)
@@ -226,13 +226,13 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
     @_edge
     def create_vip_port(self, loadbalancer_id, project_id, vip_dictionary,
                         additional_vip_dicts=None):
-        return admission.create_vip_port(runtime.get(), loadbalancer_id,
-                                         project_id, vip_dictionary or {},
-                                         additional_vip_dicts or [])
+        return admission.create_vip_port(
+            runtime.get().checked(), loadbalancer_id, project_id,
+            vip_dictionary or {}, additional_vip_dicts or [])
 
     @_edge
     def loadbalancer_create(self, loadbalancer):
-        rt = runtime.get()
+        rt = runtime.get().checked()
         lb = graphs.from_octavia(loadbalancer)
         lb_id = lb['loadbalancer_id']
         if rt.state.get_lb(lb_id) is not None:
@@ -296,7 +296,7 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
         whose target applies the failover once it serves the load
         balancer (if no cluster can take it, in place)."""
         lb_id = loadbalancer_id
-        if not self._failover_elsewhere(runtime.get(), lb_id):
+        if not self._failover_elsewhere(runtime.get().checked(), lb_id):
             self._record('loadbalancer', 'failover', lb_id, lb_id=lb_id)
 
     @staticmethod
@@ -328,7 +328,7 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
 
     @_edge
     def listener_create(self, listener):
-        rt = runtime.get()
+        rt = runtime.get().checked()
         lb_id = listener.loadbalancer_id
         cluster = self._cluster_of(rt, lb_id, rt.state.get_lb(lb_id))
         if cluster.max_listeners:
@@ -403,7 +403,7 @@ class MultiLBProviderDriver(provider_base.ProviderDriver):
 
     @_edge
     def member_batch_update(self, pool_id, members):
-        rt = runtime.get()
+        rt = runtime.get().checked()
         lb_id = self._lb_of(rt, pool_id, 'pool')
         record = rt.state.get_lb(lb_id)
         cluster = self._cluster_of(rt, lb_id, record)

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import os
 import threading
+import time
 
 from oslo_config import cfg
 
@@ -19,11 +20,17 @@ from multilb import bindings
 from multilb import conf as multilb_conf
 from multilb.conf import clusters as cluster_conf
 from multilb.conf import vip_pools
+from multilb import schema
 from multilb import state as state_mod
 from multilb import store
 from multilb import vips
 
 LOG = logging.getLogger(__name__)
+
+SCHEMA_RECHECK = 60.0
+"""Seconds an API process trusts the store's key layout version it read
+(:meth:`Runtime.checked`): a store upgraded by a newer multilb is refused
+within this time."""
 
 
 class Runtime:
@@ -38,6 +45,7 @@ class Runtime:
         self._state = None
         self._placer = None
         self._state_lock = threading.Lock()
+        self._schema_verified = None     # monotonic time of the last check
 
     @property
     def state(self) -> state_mod.State:
@@ -46,6 +54,28 @@ class Runtime:
                 self._state = state_mod.State(store.get_kv_store(
                     self.conf.multilb.store_url))
             return self._state
+
+    def checked(self):
+        """This runtime, once the state store is known to hold the key
+        layout this multilb writes (:mod:`multilb.schema`).
+
+        Called by the provider driver before it records a request: an
+        octavia-api left on an older multilb during an upgrade must not
+        write the old layout into a store a newer multilb upgraded. A
+        matching version is trusted for :data:`SCHEMA_RECHECK` seconds; a
+        store that records none yet passes (the agents record it).
+
+        :raises StoreSchemaError: the store holds another layout.
+        :raises StoreUnavailable: the store could not be read.
+        """
+        now = time.monotonic()
+        verified = self._schema_verified
+        if verified is None or now - verified >= SCHEMA_RECHECK:
+            found = schema.read(self.state.kv)
+            if found is not None:
+                schema.check(found.get('version'))
+            self._schema_verified = now
+        return self
 
     @property
     def vips(self):

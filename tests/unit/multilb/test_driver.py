@@ -5,6 +5,7 @@ will find) or through the octavia-lib exception the API turns into the
 user's error message.
 """
 
+import json
 import time
 
 import pytest
@@ -15,7 +16,9 @@ from backends import exceptions as backend_exc
 from backends.fake import backend as fake_backend
 from multilb import exceptions
 from multilb import graph as graphs
+from multilb import keys
 from multilb import registry
+from multilb import runtime
 from tests.unit import fixtures as fx
 from tests.unit.fixtures import (  # noqa: H301
     HM, L_HTTP, L_TLS, LB, M1, M2, POL_REDIRECT, POL_REJECT, POOL_API,
@@ -443,6 +446,56 @@ def test_store_unavailable_is_an_error_that_changed_nothing(placed, name):
     rt.state.kv = kv
     assert intents(rt) == []
     assert rt.state.get_lb('lb-new') is None
+
+
+STORE_CALLS = {
+    'vip_port': lambda d: d.create_vip_port(
+        'lb-new', 'proj-1', {'vip_network_id': 'net-1'}, []),
+    'listener_create': CHILD_OPS['listener_create'][0],
+    'member_update': CHILD_OPS['member_update'][0],
+    'batch': CHILD_OPS['member_batch_update'][0],
+    'failover': CHILD_OPS['loadbalancer_failover'][0],
+    'delete': CHILD_OPS['loadbalancer_delete_cascade'][0],
+}
+
+
+@pytest.mark.parametrize('name', ['create', 'vip_port', 'listener_create',
+                                  'member_update', 'batch', 'failover',
+                                  'delete'])
+def test_a_store_a_newer_multilb_upgraded_is_not_written(placed, name,
+                                                         monkeypatch):
+    """An octavia-api left on an older multilb during an upgrade must not
+    write the old key layout into a store a newer one upgraded."""
+    driver, rt = placed
+    monkeypatch.setattr(runtime, 'SCHEMA_RECHECK', 0.0)
+    calls = dict(STORE_CALLS, **{
+        'create': lambda d: d.loadbalancer_create(bare_lb('lb-new'))})
+    rt.state.kv.commit(puts={keys.schema_key(): json.dumps(
+        {'version': keys.SCHEMA_VERSION + 1, 'at': 1.0})})
+    before = [(e.key, e.value) for e in rt.state.kv.get_prefix('')]
+
+    with pytest.raises(lib_exc.DriverError) as err:
+        calls[name](driver)
+
+    assert 'nothing was changed' in err.value.user_fault_string
+    assert ('key layout version %d, newer than this multilb reads'
+            % (keys.SCHEMA_VERSION + 1)) in err.value.operator_fault_string
+    assert [(e.key, e.value) for e in rt.state.kv.get_prefix('')] == before
+
+
+def test_the_key_layout_is_read_again_after_an_upgrade(placed, monkeypatch):
+    driver, rt = placed
+    monkeypatch.setattr(runtime, 'SCHEMA_RECHECK', 0.0)
+    rt.state.kv.commit(puts={keys.schema_key(): json.dumps(
+        {'version': keys.SCHEMA_VERSION + 1, 'at': 1.0})})
+    with pytest.raises(lib_exc.DriverError):
+        driver.loadbalancer_create(bare_lb('lb-new'))
+    rt.state.kv.commit(puts={keys.schema_key(): json.dumps(
+        {'version': keys.SCHEMA_VERSION, 'at': 2.0})})
+
+    driver.loadbalancer_create(bare_lb('lb-new'))
+
+    assert rt.state.get_lb('lb-new')['cluster'] == 'alpha'
 
 
 def test_unexpected_failure_does_not_leak_details_to_the_user(placed):
