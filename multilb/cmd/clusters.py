@@ -35,22 +35,27 @@ def cluster_list(ctx, args):
         # A counter back at 0 is all a removed cluster leaves behind.
         if row['placed'] or row['pending_intents'] or row['outbox']:
             rows.append(row)
-    views.add_agents(rows, _agents_view(ctx))
-    ctx.notice = views.attention_notice(rows)
+    view, unread = _agents_view(ctx)
+    views.add_agents(rows, view)
+    ctx.notice = '; '.join(n for n in (views.attention_notice(rows), unread)
+                           if n) or None
     if ctx.notice:
         ctx.exit_code = errors.EXIT_ATTENTION
     return rows, fmt.clusters_table(rows)
 
 
 def _agents_view(ctx):
-    """The live agents and their capabilities, or None if the agents'
-    group cannot be read (``agents list`` reports that)."""
+    """``(view, None)``: the live agents and their capabilities; or
+    ``(None, why)`` when the agents' group cannot be read: the no-agent
+    check is then not made, and ``cluster list`` says so (exit 3)."""
     from multilb import coordination   # tooz: see agents.agents_list
     try:
         return coordination.live_agents(
-            ctx.rt.conf.multilb.coordination_url, with_capabilities=True)
-    except (exceptions.StoreUnavailable, exceptions.ConfigError):
-        return None
+            ctx.rt.conf.multilb.coordination_url,
+            with_capabilities=True), None
+    except (exceptions.StoreUnavailable, exceptions.ConfigError) as exc:
+        return None, ("the agents' group could not be read (%s): clusters "
+                      "no live agent can drive are not flagged" % exc)
 
 
 def cluster_show(ctx, args):

@@ -162,3 +162,28 @@ def test_a_cluster_no_live_agent_configures_needs_attention(
     # once the agent is gone, nothing is counted (stale/never-probed tell)
     code, attention, _err = listed(capsys, conf)
     assert (code, attention) == (0, {'alpha': [], 'beta': []})
+
+
+def test_an_unreadable_agents_group_is_said_and_exits_3(
+        fine, capsys, monkeypatch):
+    """Whether a live agent drives each cluster cannot be told: the list
+    is printed all the same, and stderr says what was not checked."""
+    from multilb import coordination
+    from multilb import exceptions
+
+    def unreadable(url, with_capabilities=False):
+        raise exceptions.StoreUnavailable(
+            'coordination backend unavailable: connection refused')
+    monkeypatch.setattr(coordination, 'live_agents', unreadable)
+    conf, _state = fine
+
+    code, attention, err = listed(capsys, conf)
+
+    assert (code, attention) == (ATTENTION, {'alpha': [], 'beta': []})
+    assert err == (
+        "multilb-manage: the agents' group could not be read (coordination "
+        "backend unavailable: connection refused): clusters no live agent "
+        "can drive are not flagged\n")
+    rows = run_json(capsys, conf, 'cluster', 'list', code=ATTENTION)
+    assert {r['name']: r['agents'] for r in rows} == {
+        'alpha': None, 'beta': None}
