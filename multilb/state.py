@@ -317,11 +317,11 @@ class State:
         work_key = self.work_key(cluster, lb_id, intent)
         puts[work_key] = _dump(intent)
         puts.update(reserve[1])
-        return self.kv.commit(
-            checks=dict(reserve[0], **{
+        return self._commit_confirmed(
+            dict(reserve[0], **{
                 keys.count_key(cluster): version, keys.lb_key(lb_id): None,
                 keys.project_key(project_id, cluster): project_count[1]}),
-            puts=puts)
+            puts, keys.lb_key(lb_id))
 
     def add_intent(self, lb_id, cluster, intent, index=None,
                    reserve=({}, {})):
@@ -335,11 +335,33 @@ class State:
         work_key = self.work_key(cluster, lb_id, intent)
         puts[work_key] = _dump(intent)
         puts.update(reserve[1])
-        if self.kv.commit(checks=reserve[0], puts=puts):
+        if self._commit_confirmed(reserve[0], puts, work_key):
             return True
         if not reserve[0]:
             raise RuntimeError('unconditional commit refused')
         return False
+
+    def _commit_confirmed(self, checks, puts, key):
+        """``kv.commit``, and after a failure that may hide an applied
+        commit (etcd took it, its answer was lost) a read of ``key``: if it
+        holds ``puts[key]`` (unique: a new record or intent), the commit
+        was applied and a caller must not tell the user nothing changed.
+
+        :raises StoreUnavailable: the commit failed and ``key`` does not
+            hold it (or cannot be read).
+        """
+        try:
+            return self.kv.commit(checks=checks, puts=puts)
+        except exceptions.StoreUnavailable as exc:
+            try:
+                entry = self.kv.get(key)
+            except exceptions.StoreUnavailable:
+                entry = None
+            if entry is None or entry.value != puts[key]:
+                raise
+            LOG.warning('The state store answered a commit with an error '
+                        '(%s), but it was applied: %s holds it', exc, key)
+            return True
 
     def add_sync(self, lb_id, record):
         """Queue a re-apply of ``lb_id`` on its cluster (``record``: its

@@ -74,6 +74,25 @@ class BrokenKV:
         raise exceptions.StoreUnavailable('etcd: connection refused')
 
 
+class LostReplyKV:
+    """A state store whose next conditional commit is applied but whose
+    reply is lost (etcd took the transaction, the answer timed out)."""
+
+    def __init__(self, kv):
+        self.kv, self.lost = kv, 1
+
+    def __getattr__(self, name):
+        return getattr(self.kv, name)
+
+    def commit(self, checks=None, puts=None, deletes=()):
+        done = self.kv.commit(checks=checks, puts=puts, deletes=deletes)
+        if puts and self.lost:
+            self.lost -= 1
+            raise exceptions.StoreUnavailable(
+                'etcd member 127.0.0.1:2379 did not answer within 5s')
+        return done
+
+
 # -- loadbalancer_create ------------------------------------------------------
 
 
@@ -496,6 +515,52 @@ def test_the_key_layout_is_read_again_after_an_upgrade(placed, monkeypatch):
     driver.loadbalancer_create(bare_lb('lb-new'))
 
     assert rt.state.get_lb('lb-new')['cluster'] == 'alpha'
+
+
+def test_a_create_whose_commit_reply_was_lost_is_placed_once(make):
+    """etcd applied the placement and its answer was lost: the create
+    succeeds (the agent will build it), nothing is given back."""
+    driver, rt = make({'alpha': {'max_loadbalancers': 5}})
+    rt.state.kv = LostReplyKV(rt.state.kv)
+
+    assert driver.loadbalancer_create(fx.create_lb()) is None
+
+    assert rt.state.kv.lost == 0
+    assert rt.state.get_lb(LB)['cluster'] == 'alpha'
+    assert placed_count(rt, 'alpha') == 1
+    assert intents(rt) == [{'op': 'create', 'type': 'loadbalancer',
+                            'id': LB}]
+
+
+def test_a_change_whose_commit_reply_was_lost_is_recorded_once(placed):
+    driver, rt = placed
+    rt.state.kv = LostReplyKV(rt.state.kv)
+
+    CHILD_OPS['listener_create'][0](driver)
+
+    assert rt.state.kv.lost == 0
+    assert [i['op'] for i in intents(rt)] == ['create']
+    assert intents(rt)[0]['type'] == 'listener'
+
+
+def test_a_lost_reply_to_a_commit_that_did_not_apply_changed_nothing(
+        placed):
+    """The reply is lost and the re-read shows nothing of it: the user is
+    told nothing was changed, and nothing was."""
+    driver, rt = placed
+
+    class Refused(LostReplyKV):
+        def commit(self, checks=None, puts=None, deletes=()):
+            if puts:
+                raise exceptions.StoreUnavailable('connection reset')
+            return self.kv.commit(checks=checks, puts=puts, deletes=deletes)
+    rt.state.kv = Refused(rt.state.kv)
+
+    with pytest.raises(lib_exc.DriverError) as err:
+        driver.loadbalancer_create(bare_lb('lb-new'))
+
+    assert 'nothing was changed' in err.value.user_fault_string
+    assert rt.state.get_lb('lb-new') is None
 
 
 def test_unexpected_failure_does_not_leak_details_to_the_user(placed):
