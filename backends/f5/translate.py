@@ -22,7 +22,10 @@ Mapping (Octavia -> AS3; "~" marks an approximation)::
   timeout_client_data        TCP_Profile idleTimeout (s, rounded up);
                              UDP: profileUDP is left at its default ~
   timeout_member_*           not mapped (BIG-IP defaults) ~
+  alpn_protocols             not mapped: HTTP/1.1 only (no HTTP2_Profile) ~
   insert_headers X-F-For     HTTP_Profile xForwardedFor
+  hsts_max_age (TLS term.)   HTTP_Profile hstsInsert, hstsPeriod,
+                             hstsIncludeSubdomains, hstsPreload
   admin_state_up false       Service enable false / member offline
   pool                       Pool; ROUND_ROBIN -> ratio-member,
                              LEAST_CONNECTIONS -> ratio-least-
@@ -68,6 +71,7 @@ from backends.f5 import tls
 from multilb import addresses
 
 SCHEMA_VERSION = '3.56.0'
+_HSTS_MAX = 2 ** 32 - 1        # HTTP_Profile hstsPeriod
 
 SUPPORTED = {
     'SUPPORTED_LISTENER_PROTOCOLS': frozenset(
@@ -194,7 +198,7 @@ def _listener_objects(listener, vip, pools, lb_on, route_domain=0):
         if not isinstance(limit, int) or limit < 0:
             safe.reject('connection_limit %r is not a count', limit)
         service['maxConnections'] = limit
-    _insert_headers(listener, kind, service, out)
+    _http_profile(listener, kind, service, out)
     if protocol == c.PROTOCOL_TERMINATED_HTTPS:
         tls.check(listener)
         out.update(tls.objects(listener))
@@ -260,7 +264,9 @@ def _in_domain(address, route_domain):
     return '%s%%%d%s%s' % (addr, route_domain, slash, mask)
 
 
-def _insert_headers(listener, kind, service, out):
+def _http_profile(listener, kind, service, out):
+    """The listener's HTTP_Profile: X-Forwarded-For and HSTS."""
+    profile = {}
     asked = {k for k, v in (listener.get('insert_headers') or {}).items()
              if str(v).lower() == 'true'}
     if asked - {'X-Forwarded-For'}:
@@ -269,8 +275,23 @@ def _insert_headers(listener, kind, service, out):
     if asked and kind not in _HTTP_SERVICES:
         safe.reject('insert_headers need an HTTP listener')
     if asked:
+        profile['xForwardedFor'] = True
+    max_age = listener.get('hsts_max_age')
+    if max_age is not None:
+        if listener.get('protocol') != c.PROTOCOL_TERMINATED_HTTPS:
+            safe.reject('HSTS needs a TERMINATED_HTTPS listener')
+        if (isinstance(max_age, bool) or not isinstance(max_age, int)
+                or not 0 <= max_age <= _HSTS_MAX):
+            safe.reject('hsts_max_age %r is not a number of seconds from 0 '
+                        'to %d', max_age, _HSTS_MAX)
+        # AS3 includes subdomains unless told not to; Octavia does not.
+        profile.update(hstsInsert=True, hstsPeriod=max_age,
+                       hstsIncludeSubdomains=bool(
+                           listener.get('hsts_include_subdomains')),
+                       hstsPreload=bool(listener.get('hsts_preload')))
+    if profile:
         name = names.obj('http', listener['listener_id'], 'listener')
-        out[name] = {'class': 'HTTP_Profile', 'xForwardedFor': True}
+        out[name] = dict({'class': 'HTTP_Profile'}, **profile)
         service['profileHTTP'] = {'use': name}
 
 

@@ -353,6 +353,37 @@ def test_terminated_https_service():
     assert vs['serverTLS'] == 'tls_listener-tls'
 
 
+def test_hsts_of_a_terminated_https_listener_is_inserted():
+    """Octavia's HSTS fields, not BIG-IP's defaults (no header; and AS3
+    would include subdomains unless told not to)."""
+    g = graph()
+    listener(g, fx.L_TLS).update(hsts_max_age=31536000,
+                                 hsts_include_subdomains=False,
+                                 hsts_preload=True,
+                                 insert_headers={'X-Forwarded-For': 'true'})
+    a = app(g)
+    assert a['vs_listener-tls']['profileHTTP'] == {'use': 'http_listener-tls'}
+    assert a['http_listener-tls'] == {
+        'class': 'HTTP_Profile', 'xForwardedFor': True, 'hstsInsert': True,
+        'hstsPeriod': 31536000, 'hstsIncludeSubdomains': False,
+        'hstsPreload': True}
+    assert as3_schema.validate(decl(g)) == []
+
+
+def test_no_hsts_asked_is_no_hsts_header():
+    g = graph()
+    listener(g, fx.L_TLS).update(hsts_max_age=None)
+    assert not any(k.startswith('hsts') for v in app(g).values()
+                   if isinstance(v, dict) for k in v)
+
+
+@pytest.mark.parametrize('max_age', [-1, 2 ** 32, '3600', True])
+def test_an_hsts_max_age_as3_cannot_take_is_refused(max_age):
+    g = graph()
+    listener(g, fx.L_TLS)['hsts_max_age'] = max_age
+    refused(g, 'hsts_max_age')
+
+
 def test_weights_backup_and_states():
     g = graph()
     web = pool(g, fx.POOL_WEB)
