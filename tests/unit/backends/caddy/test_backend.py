@@ -108,17 +108,24 @@ def metrics_node():
     srv.stop()
 
 
-@pytest.fixture
-def started(metrics_node):
+def _caddy(node, **options):
+    """A started Caddy backend over the scripted ``node``."""
     config = cluster_conf.ClusterConfig(
         name='c1', backend='caddy', max_loadbalancers=0, description='',
-        backend_class=Caddy, options={
-            'endpoints': [metrics_node.url], 'listen_address': '127.0.0.1',
+        backend_class=Caddy, options=dict({
+            'endpoints': [node.url], 'listen_address': '127.0.0.1',
             'connect_timeout': 1.0, 'read_timeout': 2.0,
             'probe_timeout': 1.0, 'divergence_check_interval': 30.0,
-            'ca_bundle': '', 'client_cert': '', 'client_key': ''})
+            'ca_bundle': '', 'client_cert': '', 'client_key': ''},
+            **options))
     caddy = Caddy(config)
     caddy.start()
+    return caddy
+
+
+@pytest.fixture
+def started(metrics_node):
+    caddy = _caddy(metrics_node)
     yield caddy
     caddy.stop()
 
@@ -184,16 +191,7 @@ def unbatched_node():
 
 
 def test_an_unbatched_change_does_not_recreate_the_http_app(unbatched_node):
-    config = cluster_conf.ClusterConfig(
-        name='c1', backend='caddy', max_loadbalancers=0, description='',
-        backend_class=Caddy, options={
-            'endpoints': [unbatched_node.url], 'listen_address': '127.0.0.1',
-            'connect_timeout': 1.0, 'read_timeout': 2.0,
-            'probe_timeout': 1.0, 'divergence_check_interval': 30.0,
-            'ca_bundle': '', 'client_cert': '', 'client_key': '',
-            'batch_writes': False})
-    caddy = Caddy(config)
-    caddy.start()
+    caddy = _caddy(unbatched_node, batch_writes=False)
     try:
         caddy.apply_loadbalancer(tt.case_minimal_http())
     finally:
