@@ -37,8 +37,8 @@ def describe(intents):
 
 class LoadBalancerJobs:
     """Needs: name, state, octavia, settings, backend, guard, cluster,
-    monitor, _note_error, _backoff, _forget, _verify, _deliver (see
-    ClusterWorker)."""
+    monitor, apply_retry_timeout, _note_error, _backoff, _forget,
+    _verify, _deliver (see ClusterWorker)."""
 
     # -- one load balancer ---------------------------------------------------
 
@@ -131,7 +131,7 @@ class LoadBalancerJobs:
         """True if a transient failure should be retried later."""
         oldest = min(i['at'] for i in intents)
         if (isinstance(exc, backend_exc.BackendUnavailable)
-                and now - oldest < self.settings.apply_retry_timeout):
+                and now - oldest < self.apply_retry_timeout):
             LOG.warning('Load balancer %s on cluster %s: cluster '
                         'unavailable, will retry %s: %s', lb_id, self.name,
                         describe(intents), exc)

@@ -96,6 +96,14 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         figure), else ``[multilb] workers_per_cluster``."""
         return self.cluster.workers or self.settings.workers_per_cluster
 
+    @property
+    def apply_retry_timeout(self):
+        """How long a change the cluster answers as unavailable is
+        retried: the cluster's ``apply_retry_timeout``, else ``[multilb]
+        apply_retry_timeout``."""
+        own = self.cluster.apply_retry_timeout
+        return self.settings.apply_retry_timeout if own is None else own
+
     def wake(self):
         """Scan now (new work was written for this cluster)."""
         self._wake.set()
@@ -266,7 +274,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         for lb_id, intents in pending.items():
             if refusing and now - min(i['at'] for i in intents) < min(
                     self.settings.commit_wait_timeout,
-                    self.settings.apply_retry_timeout):
+                    self.apply_retry_timeout):
                 continue   # no Octavia read for work that cannot go on yet
             ready[lb_id] = intents
         with self._lock:
@@ -348,7 +356,7 @@ class ClusterWorker(jobs.LoadBalancerJobs, moving.MoveJobs,
         ACTIVE) so that nothing stays PENDING_* for good.
         """
         deadline = (self.settings.commit_wait_timeout +
-                    self.settings.apply_retry_timeout)
+                    self.apply_retry_timeout)
         if any(i['op'] in (moves.MOVE, moves.EVICT) for i in intents):
             return False    # nothing to report: retried until done
         if time.time() - min(i['at'] for i in intents) < deadline:

@@ -156,10 +156,10 @@ class F5Backend(base.ApplianceBackend):
                               'Then, unless its declaration is running, '
                               'it is withdrawn and the agent retries it '
                               '(keeping its place in the queue) until '
-                              '[multilb] apply_retry_timeout (300 s by '
-                              'default) and then reports ERROR: keep it '
-                              'below that, and raise both for devices with '
-                              'long queues.'),
+                              'apply_retry_timeout (this section\'s, else '
+                              '[multilb]\'s, 300 s by default) and then '
+                              'reports ERROR: keep it below that, and raise '
+                              'both for devices with long queues.'),
             cfg.FloatOpt('task_poll_interval', default=1.0, min=0.05,
                          help='Seconds between two reads of a running '
                               'declaration\'s task.'),

@@ -100,6 +100,12 @@ opts = [
              'parallel. Unset: the backend\'s own figure (f5: 100, as its '
              'applies mostly wait for the device, which coalesces them), '
              'else [multilb] workers_per_cluster.'),
+    cfg.FloatOpt(
+        'apply_retry_timeout', min=0.0,
+        help='Seconds the agent retries a change this cluster answers as '
+             'unavailable (or busy) before it reports ERROR. Unset: '
+             '[multilb] apply_retry_timeout. Raise it for appliances with '
+             'long change queues (f5: keep change_timeout below it).'),
     cfg.ListOpt(
         'projects', default=[],
         help='If set, the cluster is dedicated to these project ids: no '
@@ -128,6 +134,8 @@ class ClusterConfig:
     routing_domain: str = ''
     workers: typing.Optional[int] = None
     """Parallel applies; None: [multilb] workers_per_cluster."""
+    apply_retry_timeout: typing.Optional[float] = None
+    """Retries of an unavailable change; None: [multilb]'s."""
     options: typing.Mapping[str, typing.Any] = dataclasses.field(
         default_factory=dict, repr=False, compare=False)
     """Backend-specific options, resolved against [cluster_defaults]."""
@@ -253,6 +261,7 @@ def _load_one(conf, name):
                                          name).strip(),
                          workers=(values['workers'] or
                                   backend_class.PARALLEL_APPLIES),
+                         apply_retry_timeout=values['apply_retry_timeout'],
                          options=backend_values)
 
 

@@ -407,16 +407,18 @@ ACTIVE, ERROR, DELETED = 'ACTIVE', 'ERROR', 'DELETED'
 class WorkerEnv:
     """One cluster 'alpha', its worker, the driver and a fake Octavia."""
 
-    def __init__(self, tmp_path, monkeypatch, settings, observes=True):
+    def __init__(self, tmp_path, monkeypatch, settings, observes=True,
+                 **options):
         """:param observes: the fake cluster pretends to carry traffic
             (``fake_observe_health``); False: a no-op cluster as tempest
-            runs it."""
+            runs it.
+        :param options: more options of its ``[cluster:alpha]`` section."""
         self.tmp_path = tmp_path
         self.fault_file = tmp_path / 'faults.json'
         self.rt = use_runtime(monkeypatch, make_runtime(tmp_path, {
-            'alpha': {'fake_state_dir': tmp_path / 'appliance',
-                      'fake_fault_file': self.fault_file,
-                      'fake_observe_health': observes}}))
+            'alpha': dict({'fake_state_dir': tmp_path / 'appliance',
+                           'fake_fault_file': self.fault_file,
+                           'fake_observe_health': observes}, **options)}))
         self.state = self.rt.state
         self.driver = driver_mod.MultiLBProviderDriver()
         self.octavia = FakeOctavia()

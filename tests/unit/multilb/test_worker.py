@@ -191,6 +191,24 @@ def test_unavailable_appliance_past_retry_timeout_is_error(env, clock):
     assert env.pending() == []
 
 
+def test_a_cluster_of_its_own_apply_retry_timeout_retries_that_long(
+        tmp_path, monkeypatch, settings, clock):
+    """[cluster:alpha] apply_retry_timeout = 900 (a slow device) wins over
+    [multilb]'s 300 s."""
+    env = fx.WorkerEnv(tmp_path, monkeypatch, settings,
+                       apply_retry_timeout=900)
+    env.weight_update()
+    env.process()
+    clock.advance(301)
+    env.process()
+    assert env.octavia.statuses == [] and len(env.pending()) == 1
+
+    clock.advance(600)
+    env.process()
+    assert reported(env) == {M1: ERROR, POOL_WEB: ACTIVE, L_HTTP: ACTIVE,
+                             LB: ACTIVE}
+
+
 def test_rejected_change_is_error_at_once_and_parents_active(env):
     env.create_active()
     env.faults(apply='rejected')
