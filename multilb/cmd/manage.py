@@ -153,6 +153,23 @@ class Context:
 
     @property
     def state(self):
+        """The state store, once it is known to hold the key layout this
+        multilb reads: a command run from a host not upgraded yet must not
+        read or write a store a newer multilb upgraded (``store upgrade``
+        uses :attr:`any_state`).
+
+        :raises CommandError: exit 2, naming both versions.
+        """
+        state = self.any_state
+        try:
+            self.rt.checked()
+        except exceptions.StoreSchemaError as exc:
+            raise CommandError(str(exc)) from None
+        return state
+
+    @property
+    def any_state(self):
+        """The state store, whatever key layout it holds."""
         _check_sqlite_file(self.url)
         try:
             return self.rt.state

@@ -11,7 +11,7 @@ from multilb import schema
 
 def store_upgrade(ctx, args):
     try:
-        before, steps = schema.upgrade(ctx.state.kv)
+        before, steps = schema.upgrade(ctx.any_state.kv)
     except exceptions.StoreSchemaError as exc:
         raise CommandError(str(exc)) from None
     data = {'version_before': before, 'version': keys.SCHEMA_VERSION,

@@ -634,6 +634,24 @@ def test_vip_pool_list_shows_usage_and_broken_pools(capsys, tmp_path):
     assert 'clash: [vip_pool:clash] cidr: 203.0.113.4/30 overlaps' in out
 
 
+@pytest.mark.parametrize('argv', [
+    ('cluster', 'drain', 'alpha'), ('cluster', 'list'), ('outbox', 'list')])
+def test_a_store_a_newer_multilb_upgraded_is_not_touched(capsys, conf_path,
+                                                         state, argv):
+    """multilb-manage on a host not upgraded yet reads and writes nothing
+    of a store in a newer key layout."""
+    state.kv.commit(puts={keys.schema_key(): json.dumps(
+        {'version': keys.SCHEMA_VERSION + 1})})
+    before = [(e.key, e.value) for e in state.kv.get_prefix('')]
+
+    code, out, err = run(capsys, *argv, conf=conf_path)
+
+    assert (code, out) == (2, '')
+    assert ('key layout version %d, newer than this multilb reads'
+            % (keys.SCHEMA_VERSION + 1)) in err
+    assert [(e.key, e.value) for e in state.kv.get_prefix('')] == before
+
+
 def test_store_upgrade_records_then_has_nothing_to_do_and_refuses_newer(
         capsys, conf_path, state):
     code, out, err = run(capsys, 'store', 'upgrade', conf=conf_path)
