@@ -176,8 +176,8 @@ def rss_kb(pid):
 
 
 def threads_of(pid):
-    """Threads of ``pid`` (None if gone): every thread keeps a stack and,
-    in multilb, an HTTP session to the store (one per thread), so RSS
+    """Threads of ``pid`` (None if gone): every thread has a stack and
+    may get a malloc arena of its own (:func:`memory_parts`), so RSS
     follows the thread pools as they grow to their bounds."""
     return _proc_status(pid, 'Threads:')
 
